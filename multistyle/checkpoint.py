@@ -1,0 +1,145 @@
+"""Model files: safetensors tensors + JSON metadata. Never pickle; written atomically (temp file + rename).
+
+Tensors: the StyleNet state dict, plus ``thumbnail.<i>`` (uint8 [h, w, 3]) for each style and, for training
+checkpoints, ``optimizer.*`` entries. Metadata key ``multistyle`` holds JSON: format version, architecture,
+width, style names and sources, loss settings and per-style training records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import ModelFileError
+from .imageio import atomic_write, resize_long_side, tensor_to_uint8
+from .network import ARCHITECTURE, StyleNet
+
+FORMAT_VERSION = 1
+THUMBNAIL_SIZE = 96
+
+
+@dataclass
+class StyleInfo:
+    """What a model knows about one style."""
+
+    name: str
+    source: str = ""  # painting / file it was learned from
+    thumbnail: torch.Tensor | None = None  # uint8 [h, w, 3]
+    training: dict[str, Any] = field(default_factory=dict)  # steps, size, final losses, ...
+
+    def meta(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "training": self.training}
+
+
+@dataclass
+class ModelFile:
+    """A loaded model: the network plus its styles and settings."""
+
+    net: StyleNet
+    styles: list[StyleInfo]
+    loss: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # training state, notes
+
+    @property
+    def style_names(self) -> list[str]:
+        return [s.name for s in self.styles]
+
+
+def make_thumbnail(image: torch.Tensor, size: int = THUMBNAIL_SIZE) -> torch.Tensor:
+    """[1, 3, H, W] float image → uint8 [h, w, 3] thumbnail with long side ``size``."""
+    return torch.from_numpy(tensor_to_uint8(resize_long_side(image, size)))
+
+
+def save_model(model: ModelFile, path: str | os.PathLike, extra_tensors: dict[str, torch.Tensor] | None = None
+               ) -> Path:
+    """Write ``model`` to ``path`` atomically (a crash leaves either the old or the new file, never half)."""
+    if len(model.styles) != model.net.num_styles:
+        raise ValueError(f"{len(model.styles)} style entries for a network with {model.net.num_styles} styles")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+    for i, style in enumerate(model.styles):
+        if style.thumbnail is not None:
+            tensors[f"thumbnail.{i}"] = style.thumbnail.cpu().contiguous()
+    for k, v in (extra_tensors or {}).items():
+        tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "architecture": ARCHITECTURE,
+        "width": model.net.width,
+        "num_styles": model.net.num_styles,
+        "styles": [s.meta() for s in model.styles],
+        "loss": model.loss,
+        "extra": model.extra,
+    }
+
+    def write(tmp: str) -> None:
+        save_file(tensors, tmp, metadata={"multistyle": json.dumps(meta)})
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+
+    return atomic_write(path, write)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON metadata of a model file, validated (clear :class:`ModelFileError` otherwise)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file; check the path or omit --model for the default")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get("multistyle")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{path} is not a valid safetensors model file ({exc}); it may be truncated — "
+                             "re-create or re-download it") from None
+    if raw is None:
+        raise ModelFileError(f"{path} is a safetensors file but not a multistyle model (no metadata)")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ModelFileError(f"{path}: model metadata is corrupt") from None
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(f"{path} uses model format {version}, newer than this multistyle understands "
+                             f"({FORMAT_VERSION}); upgrade multistyle")
+    if meta.get("architecture") != ARCHITECTURE:
+        raise ModelFileError(f"{path} has architecture {meta.get('architecture')!r}, expected {ARCHITECTURE!r}")
+    return meta
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[ModelFile, dict[str, torch.Tensor]]:
+    """Load a model file → (ModelFile, extra tensors). Validates version, architecture and every shape."""
+    meta = read_metadata(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{path} could not be read ({exc}); it may be truncated") from None
+    try:
+        styles_meta = meta["styles"]
+        net = StyleNet(int(meta["num_styles"]), float(meta["width"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: model metadata is incomplete ({exc})") from None
+    state = {k: v for k, v in tensors.items() if not k.startswith(("thumbnail.", "extra."))}
+    expected = net.state_dict()
+    if set(state) != set(expected):
+        missing = sorted(set(expected) - set(state))[:3]
+        raise ModelFileError(f"{path} does not match the {ARCHITECTURE} architecture (missing e.g. {missing})")
+    for key, value in expected.items():
+        if state[key].shape != value.shape:
+            raise ModelFileError(f"{path}: tensor {key} has shape {tuple(state[key].shape)}, expected "
+                                 f"{tuple(value.shape)} for width {net.width} and {net.num_styles} styles")
+    net.load_state_dict(state)
+    net.eval().to(device)
+    if len(styles_meta) != net.num_styles:
+        raise ModelFileError(f"{path}: {len(styles_meta)} style names for {net.num_styles} styles")
+    styles = [StyleInfo(s["name"], s.get("source", ""), tensors.get(f"thumbnail.{i}"), s.get("training", {}))
+              for i, s in enumerate(styles_meta)]
+    extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return ModelFile(net, styles, meta.get("loss", {}), meta.get("extra", {})), extra

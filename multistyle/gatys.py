@@ -1,0 +1,161 @@
+"""Gatys et al. (2016) image optimisation, coarse-to-fine, with L-BFGS (default) or Adam."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import kornia
+import torch
+
+from .color import COLOR_MODES, keep_luminance, match_color
+from .errors import ImageError
+from .imageio import resize_long_side
+from .losses import LossConfig, PerceptualLoss, validate_blend_weights
+
+
+def pick_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` → CUDA when present, else CPU; anything else is passed to ``torch.device``."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class GatysConfig:
+    """Settings of one Gatys run. ``steps`` is the total number of optimiser iterations over all scales."""
+
+    size: int = 256
+    steps: int = 100
+    optimizer: str = "lbfgs"
+    lr: float | None = None  # None: 1.0 for L-BFGS, 0.02 for Adam
+    init: str = "content"  # "content", "noise" or an image path
+    noise_ratio: float = 0.0
+    seed: int | None = 0
+    min_size: int = 64  # coarsest scale of the √2 pyramid
+    style_scale: float = 1.0  # style image long side = content long side × style_scale
+    preserve_color: str | None = None  # None, "luminance" or "histogram"
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.size, int) and 8 <= self.size <= 8192):
+            raise ValueError(f"size must be 8..8192 pixels, not {self.size}")
+        if not (isinstance(self.steps, int) and 1 <= self.steps <= 100_000):
+            raise ValueError(f"steps must be 1..100000, not {self.steps}")
+        if self.optimizer not in ("lbfgs", "adam"):
+            raise ValueError(f"optimizer must be 'lbfgs' or 'adam', not {self.optimizer!r}")
+        if not (0.0 <= self.noise_ratio <= 1.0):
+            raise ValueError(f"noise ratio must be between 0 and 1, not {self.noise_ratio}")
+        if not (math.isfinite(self.style_scale) and 0.05 <= self.style_scale <= 8):
+            raise ValueError(f"style scale must be 0.05..8, not {self.style_scale}")
+        if self.preserve_color not in (None, *COLOR_MODES):
+            raise ValueError(f"preserve_color must be one of {COLOR_MODES}, not {self.preserve_color!r}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"learning rate must be > 0, not {self.lr}")
+
+
+def pyramid(size: int, min_size: int) -> list[int]:
+    """Long-side sizes from coarse to fine, each about √2 times the previous, ending at ``size``."""
+    sizes = [size]
+    while sizes[-1] / math.sqrt(2) >= min_size:
+        sizes.append(round(sizes[-1] / math.sqrt(2)))
+    return sizes[::-1]
+
+
+def split_steps(steps: int, levels: int) -> list[int]:
+    """Spread ``steps`` iterations evenly over the levels (the finest gets any remainder)."""
+    base = [steps // levels] * levels
+    base[-1] += steps - sum(base)
+    return base
+
+
+@dataclass
+class GatysResult:
+    image: torch.Tensor  # [1, 3, H, W] in [0, 1], on the CPU
+    history: list[dict[str, float]]  # one entry per iteration: level, size, content, style, tv, total
+    seconds: float
+
+
+ProgressFn = Callable[[int, int, dict[str, float]], None]  # (iteration, total, losses)
+
+
+def _initial_image(config: GatysConfig, content: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    noise = torch.rand(content.shape, generator=generator).to(content.device)
+    if config.init == "content":
+        return torch.lerp(content, noise, config.noise_ratio)
+    if config.init == "noise":
+        return noise
+    from .imageio import load_image
+
+    init = load_image(config.init).to(content.device)
+    init = kornia.geometry.transform.resize(init, content.shape[-2:], antialias=True)
+    return torch.lerp(init, noise, config.noise_ratio)
+
+
+def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config: GatysConfig | None = None,
+                  style_weights: Sequence[float] | None = None, loss: PerceptualLoss | None = None,
+                  device: str | torch.device | None = "auto", progress: ProgressFn | None = None) -> GatysResult:
+    """Optimise an image so its VGG19 content matches ``content`` and its Gram statistics the blend of ``styles``.
+
+    ``content`` and each style are [1, 3, H, W] float in [0, 1] at any size. Works coarse-to-fine over a √2
+    pyramid from ``config.min_size`` up to ``config.size`` (long side).
+    """
+    config = config or GatysConfig()
+    if not styles:
+        raise ImageError("give at least one style image")
+    blend = validate_blend_weights(style_weights if style_weights is not None else [1.0] * len(styles), len(styles))
+    dev = pick_device(device)
+    loss = (loss or PerceptualLoss(config.loss)).to(dev)
+    generator = torch.Generator().manual_seed(config.seed if config.seed is not None else 0)
+    if config.seed is None:
+        generator.seed()
+    sizes = pyramid(config.size, min(config.min_size, config.size))
+    steps = split_steps(config.steps, len(sizes))
+    lr = config.lr if config.lr is not None else (1.0 if config.optimizer == "lbfgs" else 0.02)
+    full_content = resize_long_side(content.float(), config.size).to(dev)
+    history: list[dict[str, float]] = []
+    total = sum(steps)
+    start = time.perf_counter()
+    image: torch.Tensor | None = None
+    for level, (size, level_steps) in enumerate(zip(sizes, steps)):
+        target_content = resize_long_side(full_content, size) if size != config.size else full_content
+        style_images = [resize_long_side(s.float(), max(8, round(size * config.style_scale))) for s in styles]
+        if config.preserve_color == "histogram":
+            style_images = [match_color(s, target_content.cpu()) for s in style_images]
+        targets = loss.style_targets([s.to(dev) for s in style_images]).blend(blend.tolist())
+        content_feats = loss.content_targets(target_content)
+        if image is None:
+            image = _initial_image(config, target_content, generator)
+        else:
+            image = kornia.geometry.transform.resize(image, target_content.shape[-2:], interpolation="bilinear")
+        image = image.detach().clone().requires_grad_(True)
+        if config.optimizer == "lbfgs":
+            optimizer: torch.optim.Optimizer = torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=50)
+        else:
+            optimizer = torch.optim.Adam([image], lr=lr)
+        terms_box: list = []
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            terms = loss(image, content_feats, targets)
+            terms.total.backward()
+            terms_box.append(terms)
+            return terms.total
+
+        for _ in range(level_steps):
+            terms_box.clear()
+            optimizer.step(closure)
+            if config.optimizer == "adam":
+                with torch.no_grad():
+                    image.clamp_(0, 1)
+            record = {"level": level, "size": size, **terms_box[-1].item()}
+            history.append(record)
+            if progress is not None:
+                progress(len(history), total, record)
+    assert image is not None
+    result = image.detach().clamp(0, 1)
+    if config.preserve_color == "luminance":
+        result = keep_luminance(result, full_content)
+    return GatysResult(result.cpu(), history, time.perf_counter() - start)

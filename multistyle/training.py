@@ -1,0 +1,308 @@
+"""Training of the multi-style network against the Gatys teacher's losses (single device or torchrun DDP).
+
+The loss is the same :class:`~multistyle.losses.PerceptualLoss` that Gatys optimises, with style targets from
+:class:`~multistyle.losses.StyleTargets` (each style image at its own scale, cached). Each batch mixes styles:
+one label is drawn per example. Everything random is drawn from a generator seeded by (seed, step, rank), so a
+resumed run continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import kornia.augmentation as K
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .checkpoint import ModelFile, StyleInfo, load_model, make_thumbnail, save_model
+from .errors import ImageError, MultistyleError
+from .imageio import load_image, open_rgb, pil_to_tensor, resize_long_side
+from .losses import LossConfig, PerceptualLoss, StyleTargets
+from .network import StyleNet
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def list_images(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Image files among ``paths`` (folders are listed, sorted); clear error when there are none."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ImageError(f"{p}: no such file or folder")
+    if not files:
+        raise ImageError(f"no images found in {', '.join(map(str, paths))}")
+    return files
+
+
+class ContentImages(Dataset):
+    """Photos decoded in DataLoader workers: shorter side resized to ``size × 1.15``, centre square crop.
+    The random crop and flip happen on the batch with kornia."""
+
+    def __init__(self, files: Sequence[Path], size: int) -> None:
+        self.files = list(files)
+        self.load_size = int(round(size * 1.15))
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        img = open_rgb(self.files[index])
+        scale = self.load_size / min(img.size)
+        img = img.resize((max(self.load_size, round(img.width * scale)), max(self.load_size, round(img.height * scale))))
+        left, top = (img.width - self.load_size) // 2, (img.height - self.load_size) // 2
+        img = img.crop((left, top, left + self.load_size, top + self.load_size))
+        return pil_to_tensor(img)[0]
+
+
+class StepBatches(Sampler[list[int]]):
+    """Batch indices for steps ``start..steps-1``, drawn from a generator seeded by (seed, step, rank)."""
+
+    def __init__(self, n: int, batch: int, start: int, steps: int, seed: int, rank: int = 0) -> None:
+        self.n, self.batch, self.start, self.steps, self.seed, self.rank = n, batch, start, steps, seed, rank
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start)
+
+    def __iter__(self):
+        for step in range(self.start, self.steps):
+            yield torch.randint(self.n, (self.batch,), generator=step_generator(self.seed, step, self.rank)).tolist()
+
+
+def step_generator(seed: int, step: int, rank: int, stream: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 97 + rank) * 7 + stream)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (stored in the model file)."""
+
+    size: int = 256
+    batch: int = 8
+    steps: int = 20000
+    lr: float = 1e-3
+    width: float = 1.0
+    style_size: int = 256  # long side of each style image when its Gram targets are computed
+    seed: int = 0
+    amp: bool = False
+    checkpoint_every: int = 200
+    sample_every: int = 1000
+    workers: int = 2
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        checks = {"size": (16, 4096), "batch": (1, 4096), "steps": (1, 10_000_000), "style_size": (16, 4096),
+                  "checkpoint_every": (1, 10_000_000), "sample_every": (1, 10_000_000), "workers": (0, 64)}
+        for name, (lo, hi) in checks.items():
+            value = getattr(self, name)
+            if not (isinstance(value, int) and lo <= value <= hi):
+                raise ValueError(f"{name.replace('_', '-')} must be an integer in {lo}..{hi}, not {value!r}")
+        if self.size % 4:
+            raise ValueError(f"size must be a multiple of 4, not {self.size}")
+        if not (math.isfinite(self.lr) and 0 < self.lr < 1):
+            raise ValueError(f"lr must be in (0, 1), not {self.lr}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["loss"] = self.loss.to_dict()
+        return d
+
+
+def augment(batch: torch.Tensor, size: int, generator_seed: int) -> torch.Tensor:
+    """Random resized crop (scale 0.5–1) to ``size``×``size`` and horizontal flip, with kornia, seeded."""
+    pipeline = K.AugmentationSequential(
+        K.RandomResizedCrop((size, size), scale=(0.5, 1.0), ratio=(0.9, 1.1)),
+        K.RandomHorizontalFlip(),
+    )
+    state = torch.random.get_rng_state()
+    torch.manual_seed(generator_seed)
+    try:
+        return pipeline(batch).clamp(0, 1)
+    finally:
+        torch.random.set_rng_state(state)
+
+
+def load_styles(files: Sequence[Path], style_size: int) -> tuple[list[torch.Tensor], list[StyleInfo]]:
+    """Style images at ``style_size`` (long side) and their :class:`StyleInfo` (name = file stem)."""
+    images, infos = [], []
+    for f in files:
+        image = load_image(f, max_size=style_size)
+        images.append(image)
+        infos.append(StyleInfo(f.stem, f.name, make_thumbnail(image)))
+    names = [i.name for i in infos]
+    if len(set(names)) != len(names):
+        raise ImageError(f"style names must be unique, got {names}")
+    return images, infos
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the torchrun process group when launched by torchrun (NCCL on CUDA, gloo on CPU)."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Adam state as flat tensors (safetensors cannot hold Python objects)."""
+    out = {}
+    for i, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            out[f"optimizer.{i}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return out
+
+
+def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    sd = optimizer.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    sd["state"] = state
+    optimizer.load_state_dict(sd)
+
+
+def state_path(out: str | os.PathLike) -> Path:
+    """Where the resumable training state of model file ``out`` lives."""
+    out = Path(out)
+    return out.with_name(out.stem + ".train" + out.suffix)
+
+
+ProgressFn = Callable[[int, int, dict[str, float]], None]
+
+
+def train(content_files: Sequence[Path], style_files: Sequence[Path], out: str | os.PathLike,
+          config: TrainConfig, device: torch.device, resume: bool = False,
+          progress: ProgressFn | None = None, log: Callable[[str], None] = print) -> ModelFile:
+    """Train a StyleNet on ``style_files`` with photos ``content_files``; checkpoints to ``out`` atomically."""
+    info = init_distributed(device)
+    if device.type == "cuda" and info.world > 1:
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    style_images, styles = load_styles(style_files, config.style_size)
+    loss_fn = PerceptualLoss(config.loss).to(device)
+    targets = loss_fn.style_targets([s.to(device) for s in style_images], [s.name for s in styles])
+    net = StyleNet(len(styles), config.width).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    start, history = 0, []
+    if resume and state_path(out).exists():
+        saved, extra = load_model(state_path(out), device)
+        if saved.style_names != [s.name for s in styles] or saved.net.width != net.width:
+            raise MultistyleError(f"{state_path(out)} was trained with other styles or width; "
+                                  "drop --resume or pick another --out")
+        net.load_state_dict(saved.net.state_dict())
+        load_optimizer_tensors(optimizer, {k: v.to(device) for k, v in extra.items()})
+        start = int(saved.extra["step"])
+        history = saved.extra.get("history", [])
+        if info.main:
+            log(f"resuming {state_path(out)} at step {start}")
+    ddp_net: torch.nn.Module = net
+    if info.world > 1:
+        ddp_net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None)
+    dataset = ContentImages(content_files, config.size)
+    loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), config.batch, start, config.steps,
+                                                           config.seed, info.rank),
+                        num_workers=config.workers, pin_memory=device.type == "cuda",
+                        persistent_workers=False)
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    samples = _sample_inputs(dataset, config.size)
+    elapsed_before = history[-1]["seconds"] if history else 0.0
+    started = time.perf_counter()
+    net.train()
+
+    def snapshot(step: int) -> None:
+        record = {"step": step, "history": history, "config": config.to_dict(),
+                  "seconds": history[-1]["seconds"] if history else 0.0, "world_size": info.world,
+                  "device": str(device)}
+        for s in styles:
+            s.training = {"steps": step, "size": config.size, "style_size": config.style_size}
+        model = ModelFile(net, styles, config.loss.to_dict(), record)
+        save_model(model, state_path(out), optimizer_tensors(optimizer))
+        save_model(ModelFile(net, styles, config.loss.to_dict(), {k: v for k, v in record.items()
+                                                                   if k != "history"}), out)
+
+    step = start
+    for step, indices in enumerate(loader, start=start):
+        batch = augment(indices.to(device, non_blocking=True), config.size,
+                        int(torch.randint(2**31, (1,), generator=step_generator(config.seed, step, info.rank, 1))))
+        labels = torch.randint(len(styles), (batch.shape[0],),
+                               generator=step_generator(config.seed, step, info.rank, 2)).to(device)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            output = ddp_net(batch, labels)
+            terms = loss_fn(output.float(), loss_fn.content_targets(batch), targets.select(labels))
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(terms.total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        record = {"step": step + 1, **terms.item(), "seconds": elapsed_before + time.perf_counter() - started}
+        history.append(record)
+        if progress is not None and info.main:
+            progress(step + 1, config.steps, record)
+        if info.main and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
+            snapshot(step + 1)
+        if info.main and ((step + 1) % config.sample_every == 0 or step + 1 == config.steps):
+            write_samples(net, samples, styles, Path(out).with_suffix(".samples.png"))
+            write_loss_curve(history, Path(out).with_suffix(".loss.png"))
+    net.eval()
+    if info.world > 1:
+        dist.barrier()
+    return ModelFile(net, styles, config.loss.to_dict(), {"step": step + 1 if history else start})
+
+
+def _sample_inputs(dataset: ContentImages, size: int, count: int = 3) -> torch.Tensor:
+    picks = torch.linspace(0, len(dataset) - 1, min(count, len(dataset))).long().tolist()
+    return torch.stack([resize_long_side(dataset[i][None], size)[0] for i in picks])
+
+
+@torch.no_grad()
+def write_samples(net: StyleNet, photos: torch.Tensor, styles: Sequence[StyleInfo], path: Path) -> None:
+    """A grid: one row per sample photo, one column per style (first column: the photo)."""
+    from torchvision.utils import make_grid
+
+    from .imageio import save_image
+
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    tiles = []
+    for photo in photos:
+        x = photo[None].to(device)
+        tiles.append(photo)
+        for i in range(len(styles)):
+            tiles.append(net(x, torch.tensor([i], device=device))[0].cpu())
+    net.train(was_training)
+    grid = make_grid(torch.stack(tiles), nrow=len(styles) + 1, padding=2, pad_value=1.0)
+    save_image(grid[None], path)
+
+
+def write_loss_curve(history: Sequence[dict], path: Path, width: int = 640, height: int = 360) -> None:
+    """Log-scale plot of content, style and total loss against step, drawn with OpenCV."""
+    from .plots import line_plot
+
+    steps = [h["step"] for h in history]
+    series = {k: [h[k] for h in history] for k in ("total", "content", "style", "tv")}
+    line_plot(steps, series, path, title="training loss (log)", log_y=True, size=(width, height))
