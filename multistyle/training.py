@@ -204,7 +204,9 @@ def train(content_files: Sequence[Path], style_files: Sequence[Path], out: str |
     style_images, styles = load_styles(style_files, config.style_size)
     loss_fn = PerceptualLoss(config.loss).to(device)
     targets = loss_fn.style_targets([s.to(device) for s in style_images], [s.name for s in styles])
-    net = StyleNet(len(styles), config.width).to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # same initial weights on every rank and on every (re)start
+        net = StyleNet(len(styles), config.width).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     start, history = 0, []
     if resume and state_path(out).exists():

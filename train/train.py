@@ -63,11 +63,18 @@ def main(argv: list[str] | None = None) -> int:
                              checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, loss=loss)
         device = pick_device(args.device)
         contents, styles = list_images(args.content_dir), list_images(args.styles)
-        bar, progress = tqdm_progress(config.steps, "train")
+        bar, bar_progress = tqdm_progress(config.steps, "train")
+
+        def progress(step: int, total: int, record: dict) -> None:
+            bar_progress(step, total, record)
+            if bar.disable and (step % 50 == 0 or step == total):  # no terminal: a log line now and then
+                print(f"step {step}/{total}  " + "  ".join(f"{k} {record[k]:.4g}" for k in
+                      ("content", "style", "tv", "total", "seconds")), flush=True)
+
         model = train(contents, styles, args.out, config, device, resume=args.resume, progress=progress,
                       log=bar.write)
         bar.close()
-        checksum = sum(float(p.double().sum()) for p in model.net.parameters())
+        checksum = sum(float(p.detach().double().sum()) for p in model.net.parameters())
         rank = int(__import__("os").environ.get("RANK", "0"))
         print(f"rank {rank} done: {model.extra['step']} steps, {len(styles)} styles -> {args.out} "
               f"(parameter checksum {checksum:.10e})")

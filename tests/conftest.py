@@ -1,0 +1,72 @@
+"""Shared fixtures: real data from ../shared/data (the bundled examples where they suffice), real VGG weights."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("MULTISTYLE_TEST_DATA", ROOT.parent / "shared" / "data"))
+STYLES = DATA / "styles"
+CONTENT = DATA / "content"
+
+THREADS = os.environ.get("MULTISTYLE_TEST_THREADS", str(min(2, os.cpu_count() or 1)))
+torch.set_num_threads(int(THREADS))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Keep the user's model file out of tests; share one VGG cache across the session."""
+    monkeypatch.setenv("MULTISTYLE_HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.delenv("MULTISTYLE_MODEL", raising=False)
+
+
+@pytest.fixture(scope="session")
+def loss_net():
+    from multistyle.losses import LossConfig, PerceptualLoss
+
+    return PerceptualLoss(LossConfig())
+
+
+@pytest.fixture(scope="session")
+def tubingen():
+    from multistyle.imageio import load_image
+
+    return load_image(ROOT / "examples" / "tubingen.jpg", max_size=64)
+
+
+@pytest.fixture(scope="session")
+def starry():
+    from multistyle.imageio import load_image
+
+    return load_image(STYLES / "starry_night.jpg", max_size=64)
+
+
+@pytest.fixture(scope="session")
+def wave():
+    from multistyle.imageio import load_image
+
+    return load_image(STYLES / "great_wave.jpg", max_size=64)
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, stdin: bytes | None = None,
+            module: str = "multistyle", timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m multistyle ARGS`` (or a script path) in a subprocess, like a user would."""
+    cmd = [sys.executable, *(["-m", module] if not module.endswith(".py") else [module]), *args]
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": THREADS, **(env or {})}
+    return subprocess.run(cmd, cwd=cwd or ROOT, env=full_env, input=stdin, capture_output=True, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, code: int = 2) -> str:
+    """A clean failure: the given exit code, one line on stderr, no traceback."""
+    err = result.stderr.decode()
+    assert result.returncode == code, (result.returncode, err)
+    assert "Traceback" not in err, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    return lines[0]

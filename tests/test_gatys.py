@@ -1,0 +1,56 @@
+"""Gatys image optimisation at tiny sizes with the real VGG19."""
+
+from __future__ import annotations
+
+import kornia
+import pytest
+import torch
+
+from multistyle.gatys import GatysConfig, pyramid, split_steps, stylize_gatys
+
+
+def test_pyramid_and_steps():
+    assert pyramid(256, 64) == [64, 91, 128, 181, 256]
+    assert pyramid(64, 64) == [64]
+    assert split_steps(10, 3) == [3, 3, 4]
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_gatys_lowers_loss_by_large_factor(loss_net, tubingen, starry, optimizer):
+    config = GatysConfig(size=64, steps=20, min_size=64, optimizer=optimizer, loss=loss_net.config)
+    seen = []
+    result = stylize_gatys(tubingen, [starry], config, loss=loss_net, device="cpu",
+                           progress=lambda i, n, rec: seen.append((i, n)))
+    first, last = result.history[0]["total"], result.history[-1]["total"]
+    assert last < first / (5 if optimizer == "lbfgs" else 1.5), (first, last)
+    assert seen[-1] == (20, 20) and len(result.history) == 20
+    assert result.image.shape == (1, 3, 48, 64) and 0 <= result.image.min() and result.image.max() <= 1
+
+
+def test_multiscale_noise_init_and_blend(loss_net, tubingen, starry, wave):
+    config = GatysConfig(size=64, steps=6, min_size=30, init="noise", seed=3, loss=loss_net.config)
+    a = stylize_gatys(tubingen, [starry, wave], config, style_weights=[1, 1], loss=loss_net, device="cpu")
+    b = stylize_gatys(tubingen, [starry, wave], config, style_weights=[1, 1], loss=loss_net, device="cpu")
+    assert {h["size"] for h in a.history} == {32, 45, 64}
+    assert torch.equal(a.image, b.image)  # seeded
+
+
+def test_preserve_color_keeps_content_chroma(loss_net, tubingen, starry):
+    base = dict(size=64, steps=8, min_size=64, loss=loss_net.config)
+    plain = stylize_gatys(tubingen, [starry], GatysConfig(**base), loss=loss_net, device="cpu").image
+    kept = stylize_gatys(tubingen, [starry], GatysConfig(**base, preserve_color="luminance"), loss=loss_net,
+                         device="cpu").image
+    hist = stylize_gatys(tubingen, [starry], GatysConfig(**base, preserve_color="histogram"), loss=loss_net,
+                         device="cpu").image
+    chroma = lambda x: kornia.color.rgb_to_ycbcr(x)[:, 1:]  # noqa: E731
+    content = chroma(tubingen)
+    err = lambda x: (chroma(x) - content).abs().mean().item()  # noqa: E731
+    assert err(kept) < 0.01 < err(plain)
+    assert err(hist) < err(plain)
+
+
+def test_bad_settings_rejected():
+    for kwargs in ({"size": 0}, {"steps": 0}, {"optimizer": "sgd"}, {"noise_ratio": 2.0},
+                   {"preserve_color": "sepia"}):
+        with pytest.raises(ValueError):
+            GatysConfig(**kwargs)

@@ -1,0 +1,161 @@
+"""Training, resume, checkpoints, torchrun DDP and add_style, at tiny sizes with the real VGG19."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT, STYLES, THREADS, assert_one_line_error, run_cli
+from multistyle.checkpoint import FORMAT_VERSION, load_model, save_model
+from multistyle.errors import ModelFileError
+from multistyle.extend import AddStyleConfig, add_style
+from multistyle.models import PACKAGED_CONTENT
+from multistyle.training import TrainConfig, list_images, train
+
+STYLE_FILES = [STYLES / "starry_night.jpg", STYLES / "great_wave.jpg"]
+TRAIN_SCRIPT = str(ROOT / "train" / "train.py")
+
+
+def rewrite_metadata(path, **changes) -> None:
+    """Change fields of a model file's JSON metadata, keeping its tensors."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = json.loads(handle.metadata()["multistyle"])
+    save_file(load_file(str(path)), str(path), metadata={"multistyle": json.dumps({**meta, **changes})})
+
+
+def tiny_config(steps: int, **kw) -> TrainConfig:
+    base = dict(size=32, batch=2, steps=steps, lr=5e-3, width=0.25, style_size=64, workers=0,
+                checkpoint_every=2, sample_every=1000)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    train(list_images([PACKAGED_CONTENT]), STYLE_FILES, out, tiny_config(4), torch.device("cpu"), log=lambda s: None)
+    return out
+
+
+def test_training_lowers_loss(tmp_path):
+    seen = []
+    config = tiny_config(40, lr=2e-2, size=48, batch=4, checkpoint_every=40)
+    train(list_images([PACKAGED_CONTENT]), STYLE_FILES[:1], tmp_path / "m.safetensors", config,
+          torch.device("cpu"), progress=lambda i, n, rec: seen.append(rec["total"]))
+    assert len(seen) == 40
+    first, last = sum(seen[:5]) / 5, sum(seen[-5:]) / 5
+    assert last < 0.7 * first, (first, last)
+    assert (tmp_path / "m.samples.png").is_file() and (tmp_path / "m.loss.png").is_file()
+
+
+def test_resume_continues_exactly(tmp_path):
+    files = list_images([PACKAGED_CONTENT])
+    straight, split = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    train(files, STYLE_FILES, straight, tiny_config(4), torch.device("cpu"))
+    train(files, STYLE_FILES, split, tiny_config(2), torch.device("cpu"))
+    train(files, STYLE_FILES, split, tiny_config(4), torch.device("cpu"), resume=True)
+    a, _ = load_model(straight)
+    b, _ = load_model(split)
+    for (name, pa), pb in zip(a.net.state_dict().items(), b.net.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    assert b.extra["step"] == 4
+
+
+def test_torchrun_two_cpu_processes_agree(tmp_path):
+    out = tmp_path / "ddp.safetensors"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", TRAIN_SCRIPT,
+           "--content-dir", str(PACKAGED_CONTENT), "--styles", *map(str, STYLE_FILES), "--out", str(out),
+           "--size", "32", "--style-size", "64", "--batch", "2", "--steps", "3", "--width", "0.25",
+           "--workers", "0", "--device", "cpu", "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, env=env, timeout=300)
+    text = result.stdout.decode() + result.stderr.decode()
+    assert result.returncode == 0, text
+    sums = re.findall(r"rank (\d) done: 3 steps.*checksum ([-0-9.e+]+)", text)
+    assert sorted(r for r, _ in sums) == ["0", "1"], text
+    assert sums[0][1] == sums[1][1]
+    assert load_model(out)[0].style_names == ["starry_night", "great_wave"]
+
+
+def test_checkpoint_round_trip_and_bad_files(tiny_model, tmp_path):
+    model, _ = load_model(tiny_model)
+    assert model.style_names == ["starry_night", "great_wave"]
+    assert model.styles[0].thumbnail.dtype == torch.uint8 and model.styles[0].thumbnail.shape[-1] == 3
+    assert model.loss["style_weight"] > 0
+    copy = tmp_path / "copy.safetensors"
+    save_model(model, copy)
+    again, _ = load_model(copy)
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(model.net(x, torch.tensor([1])), again.net(x, torch.tensor([1])))
+
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(tiny_model.read_bytes()[:5000])
+    with pytest.raises(ModelFileError, match="truncated"):
+        load_model(truncated)
+    pickle_file = tmp_path / "model.pth"
+    torch.save({"a": torch.zeros(1)}, pickle_file)
+    with pytest.raises(ModelFileError, match="not a valid safetensors"):
+        load_model(pickle_file)
+    from multistyle.network import StyleNet
+    from multistyle.checkpoint import ModelFile
+
+    wide = ModelFile(StyleNet(2, 0.5), model.styles, model.loss)
+    wrong = tmp_path / "wrong.safetensors"
+    save_model(wide, wrong)
+    rewrite_metadata(wrong, width=0.25)
+    with pytest.raises(ModelFileError, match="has shape"):
+        load_model(wrong)
+    newer = tmp_path / "newer.safetensors"
+    shutil.copy(tiny_model, newer)
+    rewrite_metadata(newer, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(ModelFileError, match="newer"):
+        load_model(newer)
+    assert FORMAT_VERSION == 1
+
+
+def test_add_style_keeps_old_styles_bit_identical(tiny_model, tmp_path):
+    before_bytes = tiny_model.read_bytes()
+    old, _ = load_model(tiny_model)
+    out = tmp_path / "extended.safetensors"
+    config = AddStyleConfig(steps=4, size=32, batch=2, crops=4)
+    seen = []
+    result = add_style(STYLES / "the_scream.jpg", tiny_model, out, [PACKAGED_CONTENT], config=config,
+                       progress=lambda i, n, rec: seen.append(rec["total"]))
+    assert len(seen) == 4 and tiny_model.read_bytes() == before_bytes
+    new, _ = load_model(out)
+    assert new.style_names == ["starry_night", "great_wave", "the_scream"]
+    assert new.styles[2].training["added_by"] == "add_style" and new.styles[2].thumbnail is not None
+    x = torch.rand(2, 3, 40, 52)
+    with torch.no_grad():
+        for i in range(2):
+            assert torch.equal(old.net(x, torch.tensor([i, i])), new.net(x, torch.tensor([i, i])))
+        assert not torch.equal(new.net(x, torch.tensor([2, 2])), new.net(x, torch.tensor([0, 0])))
+    for key, value in old.net.state_dict().items():
+        stored = new.net.state_dict()[key]
+        assert torch.equal(stored[: value.shape[0]] if key.endswith(("gamma", "beta")) else stored, value), key
+
+
+def test_add_style_script_and_errors(tiny_model, tmp_path):
+    out = tmp_path / "user.safetensors"
+    args = ["--model", str(tiny_model), "--out", str(out), "--steps", "2", "--size", "32", "--batch", "2",
+            "--name", "My Scream!"]
+    result = run_cli(str(STYLES / "the_scream.jpg"), *args, module=str(ROOT / "train" / "add_style.py"))
+    assert result.returncode == 0, result.stderr.decode()
+    assert load_model(out)[0].style_names[-1] == "my_scream"
+    again = run_cli(str(STYLES / "the_scream.jpg"), "--model", str(out), "--out", str(out), "--steps", "1",
+                    "--size", "32", "--name", "my_scream", module=str(ROOT / "train" / "add_style.py"))
+    assert "already has a style named" in assert_one_line_error(again)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff" + b"0" * 50)
+    assert "corrupt" in assert_one_line_error(run_cli(str(bad), *args, module=str(ROOT / "train" / "add_style.py"))) \
+        or "not an image" in assert_one_line_error(run_cli(str(bad), *args, module=str(ROOT / "train" / "add_style.py")))
