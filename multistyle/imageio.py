@@ -88,7 +88,7 @@ def to_tensor(image: ImageLike, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
             raise ImageError(f"expected an HxWx3 array, got shape {arr.shape}")
         arr = arr[..., :3]
         scale = 255.0 if arr.dtype == np.uint8 else 1.0
-        return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0).float() / scale
+        return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).unsqueeze(0).float() / scale
     if isinstance(image, torch.Tensor):
         t = image.detach()
         if t.dim() == 3:

@@ -46,7 +46,7 @@ def list_images(paths: Sequence[str | os.PathLike]) -> list[Path]:
 
 class ContentImages(Dataset):
     """Photos decoded in DataLoader workers: shorter side resized to ``size × 1.15``, centre square crop.
-    The random crop and flip happen on the batch with kornia."""
+    The random crop and flip happen on the batch with kornia. ``size`` is the photo scale (``photo_size``)."""
 
     def __init__(self, files: Sequence[Path], size: int) -> None:
         self.files = list(files)
@@ -92,6 +92,7 @@ class TrainConfig:
     lr: float = 1e-3
     width: float = 1.0
     style_size: int = 256  # long side of each style image when its Gram targets are computed
+    photo_size: int | None = None  # scale photos are seen at (None: = size); crops of `size` are cut from it
     seed: int = 0
     amp: bool = False
     checkpoint_every: int = 200
@@ -106,6 +107,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, int) and lo <= value <= hi):
                 raise ValueError(f"{name.replace('_', '-')} must be an integer in {lo}..{hi}, not {value!r}")
+        if self.photo_size is not None and not (isinstance(self.photo_size, int) and self.size <= self.photo_size <= 4096):
+            raise ValueError(f"photo-size must be an integer between size ({self.size}) and 4096")
         if self.size % 4:
             raise ValueError(f"size must be a multiple of 4, not {self.size}")
         if not (math.isfinite(self.lr) and 0 < self.lr < 1):
@@ -117,10 +120,11 @@ class TrainConfig:
         return d
 
 
-def augment(batch: torch.Tensor, size: int, generator_seed: int) -> torch.Tensor:
-    """Random resized crop (scale 0.5–1) to ``size``×``size`` and horizontal flip, with kornia, seeded."""
+def augment(batch: torch.Tensor, size: int, generator_seed: int, area: float = 1.0) -> torch.Tensor:
+    """Random resized crop (``area`` × 0.5–1 of the image) to ``size``×``size`` and horizontal flip (kornia),
+    seeded."""
     pipeline = K.AugmentationSequential(
-        K.RandomResizedCrop((size, size), scale=(0.5, 1.0), ratio=(0.9, 1.1)),
+        K.RandomResizedCrop((size, size), scale=(0.5 * area, area), ratio=(0.9, 1.1)),
         K.RandomHorizontalFlip(),
     )
     state = torch.random.get_rng_state()
@@ -224,14 +228,16 @@ def train(content_files: Sequence[Path], style_files: Sequence[Path], out: str |
     if info.world > 1:
         ddp_net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None)
-    dataset = ContentImages(content_files, config.size)
+    photo_size = config.photo_size or config.size
+    dataset = ContentImages(content_files, photo_size)
+    crop_area = min(1.0, (config.size / photo_size) ** 2)
     loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), config.batch, start, config.steps,
                                                            config.seed, info.rank),
                         num_workers=config.workers, pin_memory=device.type == "cuda",
                         persistent_workers=False)
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    samples = _sample_inputs(dataset, config.size)
+    samples = _sample_inputs(dataset, photo_size)
     elapsed_before = history[-1]["seconds"] if history else 0.0
     started = time.perf_counter()
     net.train()
@@ -241,7 +247,8 @@ def train(content_files: Sequence[Path], style_files: Sequence[Path], out: str |
                   "seconds": history[-1]["seconds"] if history else 0.0, "world_size": info.world,
                   "device": str(device)}
         for s in styles:
-            s.training = {"steps": step, "size": config.size, "style_size": config.style_size}
+            s.training = {"steps": step, "size": config.size, "photo_size": photo_size,
+                          "style_size": config.style_size}
         model = ModelFile(net, styles, config.loss.to_dict(), record)
         save_model(model, state_path(out), optimizer_tensors(optimizer))
         save_model(ModelFile(net, styles, config.loss.to_dict(), {k: v for k, v in record.items()
@@ -250,7 +257,8 @@ def train(content_files: Sequence[Path], style_files: Sequence[Path], out: str |
     step = start
     for step, indices in enumerate(loader, start=start):
         batch = augment(indices.to(device, non_blocking=True), config.size,
-                        int(torch.randint(2**31, (1,), generator=step_generator(config.seed, step, info.rank, 1))))
+                        int(torch.randint(2**31, (1,), generator=step_generator(config.seed, step, info.rank, 1))),
+                        crop_area)
         labels = torch.randint(len(styles), (batch.shape[0],),
                                generator=step_generator(config.seed, step, info.rank, 2)).to(device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):

@@ -21,6 +21,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--styles", required=True, nargs="+", help="style images, or a folder of them")
     p.add_argument("--out", required=True, help="model file to write (a .train.safetensors state sits beside it)")
     p.add_argument("--size", type=int, default=256, help="training crop size (pixels, multiple of 4)")
+    p.add_argument("--photo-size", type=int, default=None,
+                   help="scale photos are seen at before cropping (default: --size); e.g. --size 128 "
+                        "--photo-size 256 trains on 128 px crops of 256 px photos, 4x cheaper per image")
     p.add_argument("--style-size", type=int, default=256, help="long side of style images for their Gram targets")
     p.add_argument("--batch", type=int, default=8, help="images per step (per process under torchrun)")
     p.add_argument("--steps", type=int, default=20000, help="total optimisation steps")
@@ -59,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         loss = LossConfig(content_weight=args.content_weight, style_weight=args.style_weight,
                           tv_weight=args.tv_weight)
         config = TrainConfig(size=args.size, batch=args.batch, steps=args.steps, lr=args.lr, width=args.width,
-                             style_size=args.style_size, seed=args.seed, amp=args.amp, workers=args.workers,
+                             style_size=args.style_size, photo_size=args.photo_size, seed=args.seed, amp=args.amp,
+                             workers=args.workers,
                              checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, loss=loss)
         device = pick_device(args.device)
         contents, styles = list_images(args.content_dir), list_images(args.styles)

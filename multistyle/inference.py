@@ -1,0 +1,202 @@
+"""Inference API: ``multistyle.stylize(image, style=..., strength=..., preserve_color=..., max_size=...)``."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import os
+from functools import lru_cache
+from typing import Mapping, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .checkpoint import ModelFile
+from .color import keep_luminance
+from .errors import ImageError, StyleError
+from .gatys import pick_device
+from .imageio import ImageLike, resize_long_side, tensor_to_uint8, to_tensor
+from .losses import validate_blend_weights
+from .models import get_model, resolve_model_path
+
+StyleSpec = Union[str, int, Mapping[Union[str, int], float]]
+
+
+def style_index(name_or_index: str | int, names: Sequence[str]) -> int:
+    """Index of a style given by name (case-insensitive) or index; unknown → StyleError with suggestions."""
+    if isinstance(name_or_index, (int, np.integer)) and not isinstance(name_or_index, bool):
+        if not 0 <= int(name_or_index) < len(names):
+            raise StyleError(f"style index {name_or_index} out of range 0..{len(names) - 1}; "
+                             "run `multistyle styles` to list them")
+        return int(name_or_index)
+    text = str(name_or_index).strip()
+    if text.isdigit():
+        return style_index(int(text), names)
+    lowered = [n.lower() for n in names]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    close = difflib.get_close_matches(text.lower(), lowered, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(names[lowered.index(c)] for c in close)}?" if close else \
+        "run `multistyle styles` to list them"
+    raise StyleError(f"unknown style {text!r}; {hint}")
+
+
+def style_weights(style: StyleSpec, names: Sequence[str]) -> torch.Tensor:
+    """[1, S] style weights from a name, an index, or a {name|index: weight} mix (validated, summing to 1)."""
+    if isinstance(style, Mapping):
+        if not style:
+            raise StyleError("the style mix is empty; give at least one style with a weight")
+        indices = [style_index(k, names) for k in style]
+        normed = validate_blend_weights(list(style.values()), len(indices))
+        weights = torch.zeros(1, len(names))
+        for i, w in zip(indices, normed.tolist()):
+            weights[0, i] += w
+        return weights
+    if isinstance(style, (list, tuple)):
+        raise StyleError("give one style, or a {name: weight} mapping to mix several")
+    weights = torch.zeros(1, len(names))
+    weights[0, style_index(style, names)] = 1.0
+    return weights
+
+
+def parse_style_arg(text: str) -> StyleSpec:
+    """CLI syntax: ``starry_night``, ``3`` or ``starry_night=0.7,great_wave=0.3``."""
+    if "=" not in text and "," not in text:
+        return text
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            mix[name.strip()] = float(value) if sep else 1.0
+        except ValueError:
+            raise StyleError(f"bad style weight {value!r} in {text!r}; write name=weight,name=weight") from None
+    return mix
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad [B, 3, H, W] on the right/bottom to multiples of ``multiple``; returns (padded, (H, W))."""
+    h, w = image.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if h > ph and w > pw else "replicate"
+        image = F.pad(image, (0, pw, 0, ph), mode=mode)
+    return image, (h, w)
+
+
+class Stylizer:
+    """A model on a device, ready to stylize tensors (fp16 + channels_last on CUDA)."""
+
+    def __init__(self, model: ModelFile, device: str | torch.device = "auto", half: bool | None = None) -> None:
+        self.model = model
+        self.device = pick_device(device)
+        self.half = self.device.type == "cuda" if half is None else half
+        self.dtype = torch.float16 if self.half else torch.float32
+        net = model.net.eval()
+        if self.device.type != "cpu" or self.half:
+            net = copy.deepcopy(net).to(self.device)  # the cached CPU model stays as it is
+        if self.device.type == "cuda":
+            net = net.to(memory_format=torch.channels_last)
+        self.net = net.to(self.dtype) if self.half else net
+
+    @property
+    def names(self) -> list[str]:
+        return self.model.style_names
+
+    @torch.inference_mode()
+    def __call__(self, image: torch.Tensor, weights: torch.Tensor, strength: float = 1.0,
+                 preserve_color: bool = False) -> torch.Tensor:
+        """[B, 3, H, W] float in [0, 1] (any H, W ≥ 1) → stylized, same shape, float32 on the CPU."""
+        x = image.to(self.device, self.dtype)
+        padded, (h, w) = pad_to_multiple(x)
+        if self.device.type == "cuda":
+            padded = padded.contiguous(memory_format=torch.channels_last)
+        out = self.net(padded, weights.to(self.device))[..., :h, :w].float()
+        x = x.float()
+        if preserve_color:
+            out = keep_luminance(out, x)
+        if strength != 1.0:
+            out = torch.lerp(x, out, strength)
+        return out.clamp(0, 1).cpu()
+
+
+@lru_cache(maxsize=8)
+def _stylizer(path: str, mtime: float, device: str) -> Stylizer:
+    return Stylizer(get_model(path), device)
+
+
+def get_stylizer(model: str | os.PathLike | None = None, device: str | torch.device = "auto") -> Stylizer:
+    """A cached :class:`Stylizer` for a model file (default model when None) on a device."""
+    path = resolve_model_path(model)
+    mtime = path.stat().st_mtime if path.exists() else 0.0
+    return _stylizer(str(path), mtime, str(pick_device(device)))
+
+
+def _check_strength(strength: float) -> float:
+    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
+        raise StyleError(f"strength must be between 0 and 1, not {strength!r}")
+    return float(strength)
+
+
+def _as_output(result: torch.Tensor, like: object):
+    if isinstance(like, torch.Tensor):
+        return result if like.dim() == 4 else result[0]
+    if isinstance(like, np.ndarray):
+        return tensor_to_uint8(result)
+    return Image.fromarray(tensor_to_uint8(result), "RGB")
+
+
+def stylize(image: ImageLike | Sequence[ImageLike], style: StyleSpec = 0, strength: float = 1.0,
+            preserve_color: bool = False, max_size: int | None = None, device: str | torch.device = "auto",
+            model: str | os.PathLike | None = None):
+    """Stylize one image or a list of images with a shipped (or given) multi-style model.
+
+    ``image``: a path, PIL image, HxWx3 uint8 array, or float tensor [3|B, 3, H, W] in [0, 1]. ``style``: a
+    name, an index, or a ``{name: weight}`` mix. ``strength`` 0..1 blends with the input (0 returns it).
+    Returns the same kind as given (a path gives a PIL image); a list gives a list.
+    """
+    if isinstance(image, (list, tuple)):
+        return [stylize(i, style, strength, preserve_color, max_size, device, model) for i in image]
+    strength = _check_strength(strength)
+    if max_size is not None and not (isinstance(max_size, int) and max_size >= 8):
+        raise ImageError(f"max_size must be a whole number >= 8, not {max_size!r}")
+    stylizer = get_stylizer(model, device)
+    weights = style_weights(style, stylizer.names)
+    x = to_tensor(image)
+    if max_size and max(x.shape[-2:]) > max_size:
+        x = resize_long_side(x, max_size)
+    out = stylizer(x, weights.expand(x.shape[0], -1), strength, preserve_color)
+    return _as_output(out, image)
+
+
+class OnnxWrapper(torch.nn.Module):
+    """(image [B, 3, H, W] with H, W multiples of 4, style_weights [B, S]) → stylized image."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        return self.net(image, style_weights)
+
+
+def export_onnx(model: ModelFile, path: str | os.PathLike, opset: int = 17) -> None:
+    """Export to ONNX with dynamic batch/height/width and the style weights as an input (atomic write)."""
+    import warnings
+
+    from .imageio import atomic_write
+
+    net = model.net.float().cpu().eval()
+    example = (torch.rand(1, 3, 64, 64), torch.full((1, net.num_styles), 1.0 / net.num_styles))
+    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "style_weights": {0: "batch"},
+            "stylized": {0: "batch", 2: "height", 3: "width"}}
+
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(OnnxWrapper(net), example, tmp, input_names=["image", "style_weights"],
+                              output_names=["stylized"], dynamic_axes=axes, opset_version=opset, dynamo=False)
+
+    atomic_write(path, write)
