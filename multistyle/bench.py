@@ -173,11 +173,14 @@ def register(name: str, fn: Callable[[argparse.Namespace], dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import bench_inference  # noqa: F401  (registers stylize/webcam benches)
+    from multistyle import bench as registry  # under `python -m`, this file is __main__: use the module's table
+    from multistyle import bench_inference  # noqa: F401  (registers the inference benches)
+
+    benches = registry.BENCHES
 
     parser = argparse.ArgumentParser(prog="python -m multistyle.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=[*BENCHES, "all"], help="benchmark to run")
+    parser.add_argument("which", choices=[*benches, "all"], help="benchmark to run")
     parser.add_argument("--quick", action="store_true", help="fewer sizes and steps")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--style", default="the_scream", help="style for add-style")
@@ -188,10 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores ({info['threads']} torch threads), "
           f"GPU: {info['gpu'] or 'none'}, torch {info['torch']}\n")
-    names = list(BENCHES) if args.which == "all" else [args.which]
+    names = list(benches) if args.which == "all" else [args.which]
     results: dict = {"machine": info}
     for name in names:
-        results.update(BENCHES[name](args))
+        results.update(benches[name](args))
     target = args.json or (str(Path(args.out_dir) / "bench.json") if args.which == "all" else None)
     if target:
         Path(target).parent.mkdir(parents=True, exist_ok=True)

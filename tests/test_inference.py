@@ -39,7 +39,7 @@ def test_every_shipped_style_works(small_photo):
 
 
 def test_input_kinds_and_odd_sizes(small_photo, tmp_path):
-    odd = np.asarray(small_photo.resize((131, 97)))
+    odd = np.array(small_photo.resize((131, 97)))
     out = multistyle.stylize(odd, style=3, device="cpu")
     assert isinstance(out, np.ndarray) and out.shape == (97, 131, 3)
     tensor = torch.from_numpy(odd).permute(2, 0, 1).float() / 255

@@ -1,0 +1,130 @@
+"""Inference benchmarks (registered into ``multistyle.bench``): network latency by resolution, width and
+device, and the quality ratio of the network's loss to the Gatys teacher's loss on held-out photos."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from .bench import BENCHES, DATA, register, table
+from .network import StyleNet
+
+RESOLUTIONS = [(320, 240), (640, 480), (1280, 720)]
+
+
+def latency_ms(net: StyleNet, device: str, size: tuple[int, int], half: bool, repeat: int) -> float:
+    """Median milliseconds of one forward pass on a [1, 3, H, W] frame after warm-up."""
+    w, h = size
+    x = torch.rand(1, 3, h, w, device=device)
+    style = torch.tensor([0], device=device)
+    if half:
+        net, x = net.half(), x.half()
+    net = net.to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
+    times = []
+    with torch.inference_mode():
+        for i in range(repeat + 2):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            net(x, style)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if i >= 2:
+                times.append((time.perf_counter() - start) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+def bench_stylize(args: argparse.Namespace) -> dict:
+    """Latency of the fast network: the shipped CPU width (0.25) and the wider quality variant (1.0)."""
+    from .models import get_model
+
+    shipped = get_model(None).net
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    rows = []
+    for device in devices:
+        for width in (shipped.width, 1.0):
+            for size in RESOLUTIONS[:2] if args.quick else RESOLUTIONS:
+                for half in ([False, True] if device == "cuda" else [False]):
+                    net = (shipped if width == shipped.width else StyleNet(shipped.num_styles, width)).float()
+                    net = net.to(device).eval()
+                    repeat = 5 if device == "cpu" else 50
+                    ms = latency_ms(net, device, size, half, repeat)
+                    rows.append({"device": device, "width": width, "resolution": f"{size[0]}x{size[1]}",
+                                 "pixels": size[0] * size[1], "dtype": "fp16" if half else "fp32", "ms": ms,
+                                 "fps": 1000 / ms})
+    base = {r["resolution"]: r["ms"] for r in rows if r["device"] == "cpu" and r["width"] == shipped.width}
+    print(table("Fast network latency (one frame, after warm-up, median)",
+                ["device", "width", "resolution", "dtype", "ms", "frames/s", "vs CPU shipped width"],
+                [[r["device"], r["width"], r["resolution"], r["dtype"], r["ms"], r["fps"],
+                  r["ms"] / base[r["resolution"]]] for r in rows]))
+    return {"stylize": rows}
+
+
+def bench_quality(args: argparse.Namespace) -> dict:
+    """Per style: the network's perceptual loss over the Gatys teacher's, same weights and size, held-out photos."""
+    from .gatys import GatysConfig, stylize_gatys
+    from .imageio import load_image
+    from .losses import LossConfig, PerceptualLoss
+    from .models import get_model
+
+    model = get_model(None)
+    loss_cfg = LossConfig.from_dict(model.loss)
+    loss = PerceptualLoss(loss_cfg)
+    size = 128 if args.quick else 256
+    photos = sorted((DATA / "content").glob("*.jpg"))[: 1 if args.quick else 3]
+    styles = model.styles if not args.quick else model.styles[:3]
+    rows = []
+    for index, style in enumerate(styles):
+        style_file = DATA / "styles" / style.source
+        if not style_file.is_file():
+            continue
+        style_size = int(style.training.get("style_size", 256) * size / style.training.get("photo_size", 256))
+        style_image = load_image(style_file, max_size=style_size)
+        grams = loss.style_targets([style_image]).blend()
+        net_total = teacher_total = 0.0
+        for photo_file in photos:
+            photo = load_image(photo_file, max_size=size)
+            with torch.no_grad():
+                out = model.net(_pad4(photo), torch.tensor([index]))[..., : photo.shape[-2], : photo.shape[-1]]
+                net_total += float(loss(out, loss.content_targets(photo), grams).total)
+            config = GatysConfig(size=size, steps=100 if not args.quick else 20, style_scale=style_size / size,
+                                 loss=loss_cfg)
+            result = stylize_gatys(photo, [style_image], config, loss=loss, device="cpu")
+            with torch.no_grad():
+                teacher_total += float(loss(result.image, loss.content_targets(photo), grams).total)
+        rows.append({"style": style.name, "network_loss": net_total / len(photos),
+                     "gatys_loss": teacher_total / len(photos), "ratio": net_total / teacher_total})
+    print(table(f"Quality: network loss / Gatys teacher loss ({len(photos)} held-out photos, {size} px)",
+                ["style", "network loss", "Gatys loss", "ratio"],
+                [[r["style"], r["network_loss"], r["gatys_loss"], r["ratio"]] for r in rows]))
+    return {"quality": rows}
+
+
+def _pad4(x: torch.Tensor) -> torch.Tensor:
+    from .inference import pad_to_multiple
+
+    return pad_to_multiple(x)[0]
+
+
+def plot_results(results: dict, out_dir: Path) -> None:
+    """Latency vs resolution per device/width, and training loss curves, as PNGs."""
+    from .plots import line_plot
+
+    rows = results.get("stylize", [])
+    series: dict[str, list[float]] = {}
+    xs = sorted({r["pixels"] for r in rows})
+    for r in rows:
+        series.setdefault(f"{r['device']} w{r['width']} {r['dtype']}", []).append(r["ms"])
+    if rows:
+        path = line_plot([x / 1e6 for x in xs], series, out_dir / "latency.png", title="latency (ms) vs megapixels",
+                         log_y=True, x_label="megapixels")
+        print(f"plot written to {path}")
+
+
+register("stylize", bench_stylize)
+register("quality", bench_quality)
+assert "stylize" in BENCHES
