@@ -125,6 +125,66 @@ def plot_results(results: dict, out_dir: Path) -> None:
         print(f"plot written to {path}")
 
 
+def bench_webcam(args: argparse.Namespace) -> dict:
+    """Webcam pipeline FPS (model only, and end to end from the test clip through the threaded pipeline incl.
+    flicker reduction), and the flicker metric with and without flicker reduction."""
+    import cv2
+
+    from .inference import get_stylizer
+    from .video import Controls, FrameStylizer, flicker_metric, resize_for_processing, run_pipeline
+
+    clip = DATA / "video" / "bunny.mp4"
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    frames_n = 30 if args.quick else 90
+    rows = []
+    for device in devices:
+        stylizer = get_stylizer(None, device)
+        for w, h in RESOLUTIONS:
+            model_ms = latency_ms(stylizer.net, device, (w, h), stylizer.half, 5 if device == "cpu" else 50)
+            controls = Controls(stylizer.names, flicker=True)
+            process = FrameStylizer(stylizer, controls, max(w, h))
+            stats = run_pipeline(str(clip), _Upscaled(process, (w, h)), lambda a, b: True, max_frames=frames_n,
+                                 log=lambda s: None)
+            rows.append({"device": device, "resolution": f"{w}x{h}", "model_fps": 1000 / model_ms,
+                         "end_to_end_fps": stats.fps, "frames": stats.frames_out})
+    print(table("Webcam pipeline (bunny.mp4 frames resized to each resolution; end to end = decode + stylize + "
+                "flicker reduction, threaded)", ["device", "resolution", "model-only fps", "end-to-end fps"],
+                [[r["device"], r["resolution"], r["model_fps"], r["end_to_end_fps"]] for r in rows]))
+    cap = cv2.VideoCapture(str(clip))
+    frames = []
+    while len(frames) < (24 if args.quick else 72):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(resize_for_processing(frame, 320))
+    stylizer = get_stylizer(None, devices[-1])
+    flicker_rows = []
+    for name in stylizer.names[:2] if args.quick else stylizer.names[::4]:
+        result = {"style": name}
+        for flicker in (False, True):
+            controls = Controls(stylizer.names, style=stylizer.names.index(name), flicker=flicker)
+            process = FrameStylizer(stylizer, controls, 320)
+            result["on" if flicker else "off"] = flicker_metric(frames, [process(f)[1] for f in frames])
+        flicker_rows.append(result)
+    print(table(f"Flicker metric (mean |frame_t - warp(frame_t-1)| on consistent pixels, 0-255; {len(frames)} frames "
+                "of bunny.mp4 at 320 px)", ["style", "without", "with flicker reduction", "ratio"],
+                [[r["style"], r["off"], r["on"], r["on"] / r["off"]] for r in flicker_rows]))
+    return {"webcam": rows, "flicker": flicker_rows}
+
+
+class _Upscaled:
+    """Resize each decoded clip frame to the benchmark resolution before stylizing (stands in for a camera)."""
+
+    def __init__(self, process, size: tuple[int, int]) -> None:
+        self.process, self.size = process, size
+
+    def __call__(self, frame):
+        import cv2
+
+        return self.process(cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR))
+
+
 register("stylize", bench_stylize)
+register("webcam", bench_webcam)
 register("quality", bench_quality)
 assert "stylize" in BENCHES

@@ -102,7 +102,7 @@ def to_tensor(image: ImageLike, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
 def load_image(path: str | os.PathLike, max_size: int | None = None, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
     """Read an image file as [1, 3, H, W] float in [0, 1], downscaled so its long side is ≤ ``max_size``."""
     image = to_tensor(path, max_pixels)
-    return resize_long_side(image, max_size) if max_size else image
+    return resize_long_side(image, max_size) if max_size and max(image.shape[-2:]) > max_size else image
 
 
 def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:
