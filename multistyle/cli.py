@@ -37,6 +37,9 @@ def run_guarded(job: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except (OSError, RuntimeError) as exc:  # disk full, out of memory, ...: still one line, no traceback
+        message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        return fail(f"{exc.__class__.__name__}: {message}", code=1)
 
 
 def tqdm_progress(total: int, desc: str):

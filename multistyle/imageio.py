@@ -61,7 +61,10 @@ def open_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Ima
             return pil_to_rgb(img)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path} has far more pixels than the {max_pixels / 1e6:.0f} MP limit (decompression bomb?); "
+                         "downscale it first") from None
+    except UnidentifiedImageError as exc:
         raise ImageError(f"{path} is not an image this tool can read ({exc.__class__.__name__}); "
                          "use a PNG, JPEG, WebP, BMP, TIFF or GIF file") from None
     except (OSError, SyntaxError, ValueError) as exc:

@@ -76,10 +76,15 @@ def parse_style_arg(text: str) -> StyleSpec:
     return mix
 
 
+MIN_SIDE = 8  # the network's reflection pads need at least this many pixels per side
+
+
 def pad_to_multiple(image: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad [B, 3, H, W] on the right/bottom to multiples of ``multiple``; returns (padded, (H, W))."""
+    """Pad [B, 3, H, W] on the right/bottom to multiples of ``multiple`` (and at least 8 px); returns
+    (padded, (H, W)). Reflection where the image is big enough, edge replication otherwise."""
     h, w = image.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    th, tw = max(MIN_SIDE, -(-h // multiple) * multiple), max(MIN_SIDE, -(-w // multiple) * multiple)
+    ph, pw = th - h, tw - w
     if ph or pw:
         mode = "reflect" if h > ph and w > pw else "replicate"
         image = F.pad(image, (0, pw, 0, ph), mode=mode)
