@@ -1,0 +1,99 @@
+"""Nothing a user owns is lost: atomic model writes under SIGKILL, one writer at a time, packaged model untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from filelock import FileLock, Timeout
+
+from conftest import ROOT, STYLES, THREADS, assert_one_line_error, run_cli
+from multistyle.checkpoint import load_model
+from multistyle.models import PACKAGED_MODEL
+
+ADD_STYLE = str(ROOT / "train" / "add_style.py")
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def start_add_style(model, out, steps: int = 100000) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": THREADS}
+    return subprocess.Popen([sys.executable, ADD_STYLE, str(STYLES / "udnie.jpg"), "--model", str(model), "--out",
+                             str(out), "--steps", str(steps), "--size", "32", "--batch", "1", "--name", "added"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for_lock(path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Return once ``proc`` holds the model file's lock."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        try:
+            with FileLock(str(path) + ".lock", timeout=0):
+                pass
+        except Timeout:
+            return
+        time.sleep(0.1)
+    raise AssertionError("add_style never took the lock")
+
+
+def test_sigkill_never_corrupts_the_model(tmp_path):
+    """Kill short add_style runs at random moments (startup, training, saving): the file is always either the
+    old model, byte for byte, or the complete new one."""
+    original = PACKAGED_MODEL.read_bytes()
+    before = hashlib.sha256(original).hexdigest()
+    model = tmp_path / "user.safetensors"
+    rng = random.Random(7)
+    outcomes = set()
+    for _ in range(5):
+        model.write_bytes(original)
+        proc = start_add_style(model, model, steps=3)
+        time.sleep(rng.uniform(1.0, 6.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        names = load_model(model)[0].style_names
+        if sha256(model) == before:
+            outcomes.add("old")
+        else:
+            assert names[-1] == "added" and len(names) == 14
+            outcomes.add("new")
+    assert "old" in outcomes
+
+
+def test_second_writer_is_refused(tmp_path):
+    model = tmp_path / "user.safetensors"
+    model.write_bytes(PACKAGED_MODEL.read_bytes())
+    first = start_add_style(model, model)
+    try:
+        wait_for_lock(model, first)
+        second = run_cli(str(STYLES / "the_scream.jpg"), "--model", str(model), "--out", str(model), "--steps", "1",
+                         "--name", "second", module=ADD_STYLE)
+        assert "already writing" in assert_one_line_error(second)
+    finally:
+        first.kill()
+        first.wait()
+    assert len(load_model(model)[0].style_names) == 13
+
+
+def test_packaged_model_is_never_modified(tmp_path):
+    before = sha256(PACKAGED_MODEL)
+    line = assert_one_line_error(run_cli(str(STYLES / "udnie.jpg"), "--out", str(PACKAGED_MODEL), "--steps", "1",
+                                         module=ADD_STYLE))
+    assert "packaged model" in line
+    home = tmp_path / "home"
+    result = run_cli(str(STYLES / "udnie.jpg"), "--steps", "2", "--size", "32", "--name", "udnie2", module=ADD_STYLE,
+                     env={"MULTISTYLE_HOME": str(home)})
+    assert result.returncode == 0, result.stderr.decode()
+    assert sha256(PACKAGED_MODEL) == before
+    user = home / "model.safetensors"
+    assert load_model(user)[0].style_names[-1] == "udnie2"
+    listed = run_cli("styles", "--json", env={"MULTISTYLE_HOME": str(home)})
+    assert '"udnie2"' in listed.stdout.decode() and str(user) in listed.stdout.decode()
