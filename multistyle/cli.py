@@ -9,6 +9,8 @@ from typing import Callable, Sequence
 
 from .errors import MultistyleError
 
+LOSS_NETS = ("vgg19", "efficientnet_lite0", "vgg16", "resnet50")
+
 
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error message (exit code 2) instead of usage + error."""
@@ -104,6 +106,7 @@ def add_gatys(sub) -> None:
     p.add_argument("--preserve-color", nargs="?", const="luminance", choices=("luminance", "histogram"),
                    help="keep the photo's colours (luminance-only transfer, or histogram matching)")
     p.add_argument("--pooling", choices=("avg", "max"), default=d.pooling, help="VGG pooling")
+    p.add_argument("--loss-net", choices=LOSS_NETS, default="vgg19", help="loss network (see README)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     p.add_argument("--vgg-weights", help="VGG19 weights file (default: env MULTISTYLE_VGG_WEIGHTS, torch cache, "
@@ -121,7 +124,7 @@ def run_gatys(args: argparse.Namespace) -> int:
     if args.noise_ratio > 1:
         return fail("--noise-ratio must be between 0 and 1")
     loss_cfg = LossConfig(content_weight=args.content_weight, style_weight=args.style_weight,
-                          tv_weight=args.tv_weight, pooling=args.pooling)
+                          tv_weight=args.tv_weight, pooling=args.pooling, loss_net=args.loss_net)
     config = GatysConfig(size=args.size, steps=args.steps, optimizer=args.optimizer, lr=args.lr or None,
                          init=args.init, noise_ratio=args.noise_ratio, seed=args.seed, style_scale=args.style_scale,
                          preserve_color=args.preserve_color, loss=loss_cfg)
@@ -149,8 +152,10 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     add_gatys(sub)
     from . import commands
+    from .sweep import add_sweep
 
     commands.add_all(sub)
+    add_sweep(sub)
     return parser
 
 

@@ -21,27 +21,33 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import StyleError
-from .vgg import VGG19Features, cache_dir
-
-DEFAULT_CONTENT_LAYERS = ("relu4_2",)
-DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+from .vgg import cache_dir
 
 
 @dataclass
 class LossConfig:
     """Layers and weights of the perceptual loss. Stored in model files so training is reproducible."""
 
-    content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
-    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
+    content_layers: tuple[str, ...] | None = None  # None: the loss network's defaults
+    style_layers: tuple[str, ...] | None = None
     content_weight: float = 1.0
     style_weight: float = 300.0
     tv_weight: float = 2000.0
     style_layer_weights: tuple[float, ...] | None = None  # None: equal weights summing to 1
     pooling: str = "avg"
+    loss_net: str = "vgg19"
 
     def __post_init__(self) -> None:
-        self.content_layers = tuple(self.content_layers)
-        self.style_layers = tuple(self.style_layers)
+        from .lossnets import get_spec
+
+        spec = get_spec(self.loss_net)
+        self.content_layers = tuple(self.content_layers or spec.content_layers)
+        self.style_layers = tuple(self.style_layers or spec.style_layers)
+        unknown = set(self.content_layers + self.style_layers) - set(spec.layers)
+        if unknown:
+            raise ValueError(f"unknown {self.loss_net} layers {sorted(unknown)}; choose from {', '.join(spec.layers)}")
+        if self.pooling not in ("avg", "max"):
+            raise ValueError(f"pooling must be 'avg' or 'max', not {self.pooling!r}")
         for name in ("content_weight", "style_weight", "tv_weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -146,7 +152,7 @@ class StyleTargets:
 
     @classmethod
     @torch.no_grad()
-    def compute(cls, vgg: VGG19Features, images: Sequence[torch.Tensor], layers: Sequence[str],
+    def compute(cls, vgg: nn.Module, images: Sequence[torch.Tensor], layers: Sequence[str],
                 names: Sequence[str] | None = None) -> "StyleTargets":
         """Grams of each [1, 3, H, W] style image (each at its own size) at ``layers``."""
         per_layer: dict[str, list[torch.Tensor]] = {l: [] for l in layers}
@@ -158,7 +164,7 @@ class StyleTargets:
         return cls(grams, names or [f"style{i}" for i in range(len(images))])
 
     @classmethod
-    def cached(cls, vgg: VGG19Features, images: Sequence[torch.Tensor], layers: Sequence[str],
+    def cached(cls, vgg: nn.Module, images: Sequence[torch.Tensor], layers: Sequence[str],
                names: Sequence[str] | None = None, directory: str | os.PathLike | None = None) -> "StyleTargets":
         """Like :meth:`compute`, but each style's Grams are cached on disk, keyed by the pixels and settings."""
         from safetensors.torch import load_file, save_file
@@ -167,7 +173,7 @@ class StyleTargets:
         parts = []
         for image in images:
             key = hashlib.sha256(image.detach().cpu().float().contiguous().numpy().tobytes())
-            key.update(repr((tuple(layers), vgg.pooling, vgg.preprocess, tuple(image.shape))).encode())
+            key.update(repr((tuple(layers), vgg.cache_key, tuple(image.shape))).encode())
             path = folder / f"{key.hexdigest()[:32]}.safetensors"
             try:
                 grams = load_file(str(path))
@@ -204,13 +210,15 @@ class StyleTargets:
 class PerceptualLoss(nn.Module):
     """Content + style + TV loss on a frozen VGG19, configured by a :class:`LossConfig`."""
 
-    def __init__(self, config: LossConfig | None = None, vgg: VGG19Features | None = None,
+    def __init__(self, config: LossConfig | None = None, vgg: nn.Module | None = None,
                  weights_path: str | os.PathLike | None = None) -> None:
         super().__init__()
         self.config = config or LossConfig()
         if vgg is None:
-            vgg = VGG19Features(self.config.all_layers, pooling=self.config.pooling, weights=weights_path)
-        self.vgg = vgg
+            from .lossnets import build_loss_net
+
+            vgg = build_loss_net(self.config.loss_net, self.config.all_layers, self.config.pooling, weights_path)
+        self.vgg = vgg  # the loss network (VGG19 unless LossConfig.loss_net says otherwise)
 
     def content_targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
         """Detached content-layer features of ``content`` [B, 3, H, W]."""

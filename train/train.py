@@ -32,6 +32,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--content-weight", type=float, default=defaults.content_weight)
     p.add_argument("--style-weight", type=float, default=defaults.style_weight)
     p.add_argument("--tv-weight", type=float, default=defaults.tv_weight)
+    p.add_argument("--loss-net", default="vgg19", choices=("vgg19", "efficientnet_lite0", "vgg16", "resnet50"),
+                   help="loss network")
     p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (0.25 = fast CPU model)")
     p.add_argument("--resume", action="store_true", help="continue from the state file beside --out")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             import os
             os.environ["MULTISTYLE_VGG_WEIGHTS"] = args.vgg_weights
         loss = LossConfig(content_weight=args.content_weight, style_weight=args.style_weight,
-                          tv_weight=args.tv_weight)
+                          tv_weight=args.tv_weight, loss_net=args.loss_net)
         config = TrainConfig(size=args.size, batch=args.batch, steps=args.steps, lr=args.lr, width=args.width,
                              style_size=args.style_size, photo_size=args.photo_size, seed=args.seed, amp=args.amp,
                              workers=args.workers,
