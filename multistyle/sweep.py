@@ -157,6 +157,8 @@ def add_sweep(sub) -> None:
     p.add_argument("style")
     p.add_argument("--param", action="append", required=True, metavar="NAME=V1,V2,...",
                    help="a parameter and its values (give one or two --param)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a fixed setting for every cell, e.g. --set tv-weight=0 (same names as --param)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--size", type=int, default=256, help="default size of every cell (default 256)")
     p.add_argument("--steps", type=int, default=100, help="default iterations of every cell (default 100)")
@@ -172,6 +174,14 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
     if len({p for p, _ in params}) != len(params):
         raise MultistyleError("each --param name may appear once")
     base = GatysConfig(size=args.size, steps=args.steps)
+    fixed = {}
+    for text in args.set:
+        name, values = parse_param(text)
+        if len(values) != 1:
+            raise MultistyleError(f"--set {name} takes one value")
+        fixed[name] = values[0]
+    if fixed:
+        base = apply_cell(base, fixed)
     cells = 1
     for _, values in params:
         cells *= len(values)

@@ -132,6 +132,11 @@ def build_app(model: str | os.PathLike | None = None, device: str = "auto", user
                     output = gr.Image(label="Result", elem_id="result-image", format="png")
                     gallery = gr.Gallery(value=state.gallery(), label="Styles", columns=5, height=300,
                                          allow_preview=False)
+
+            def pick_style(evt: gr.SelectData):
+                return gr.update(value=state.stylizer().names[evt.index])
+
+            gallery.select(pick_style, None, style_boxes[0])
             run.click(stylize_fn, [image, *style_boxes, strength, preserve, max_size], output, api_name="stylize",
                       concurrency_limit=2)
         with gr.Tab("Best quality (Gatys)"):
