@@ -8,6 +8,16 @@ import torch
 from multistyle.network import StyleNet, scaled_channels
 
 
+def random_styles_net(num_styles: int) -> StyleNet:
+    """A network whose styles differ (γ/β rows drawn at random), seeded."""
+    torch.manual_seed(0)
+    net = StyleNet(num_styles, width=0.25)
+    with torch.no_grad():
+        for p in net.style_parameters():
+            p.normal_(1.0, 0.5)
+    return net
+
+
 def test_shapes_and_width():
     net = StyleNet(3, width=0.25)
     assert scaled_channels(0.25) == (8, 16, 32)
@@ -17,11 +27,7 @@ def test_shapes_and_width():
 
 
 def test_one_hot_mix_equals_pure_style_and_mix_is_convex():
-    torch.manual_seed(0)
-    net = StyleNet(3, width=0.25)
-    with torch.no_grad():
-        for p in net.style_parameters():
-            p.normal_(1.0, 0.5)
+    net = random_styles_net(3)
     x = torch.rand(1, 3, 32, 32)
     pure = net(x, torch.tensor([1]))
     assert torch.equal(pure, net(x, torch.tensor([[0.0, 1.0, 0.0]])))
@@ -49,11 +55,7 @@ def test_style_rows_stay_independent_under_training():
 
 
 def test_append_remove_and_freeze():
-    torch.manual_seed(0)
-    net = StyleNet(2, width=0.25)
-    with torch.no_grad():
-        for p in net.style_parameters():
-            p.normal_(1.0, 0.5)
+    net = random_styles_net(2)
     x = torch.rand(1, 3, 32, 32)
     old = [net(x, torch.tensor([i])) for i in range(2)]
     assert net.append_styles(2, init_from=1) == [2, 3]
