@@ -134,7 +134,27 @@ def bench_train(args: argparse.Namespace) -> dict:
     print(table("Training throughput (Adam step incl. VGG19 loss)", ["device", "width", "size", "batch", "steps/s",
                                                                        "images/s"],
                 [[r["device"], r["width"], r["size"], r["batch"], r["steps_per_s"], r["images_per_s"]] for r in results]))
-    return {"train": results}
+    curves = short_training_curves(args)
+    return {"train": results, "train_curves": curves}
+
+
+def short_training_curves(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Loss curves of short real training runs (packaged photos, two styles, 64 px) per width, for the plot."""
+    from .gatys import pick_device
+    from .models import PACKAGED_CONTENT
+    from .training import TrainConfig, list_images, train
+
+    curves = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for width in (0.25, 1.0):
+            totals: list[float] = []
+            config = TrainConfig(size=64, batch=4, steps=20 if args.quick else 60, lr=3e-3, width=width,
+                                 workers=0, checkpoint_every=10_000, sample_every=10_000)
+            train(list_images([PACKAGED_CONTENT]), [style_path("starry_night"), style_path("great_wave")],
+                  Path(tmp) / f"w{width}.safetensors", config, pick_device(args.device),
+                  progress=lambda i, n, rec: totals.append(rec["total"]), log=lambda s: None)
+            curves[f"width {width}"] = totals
+    return curves
 
 
 # ---- add_style ------------------------------------------------------------------------------------------------------

@@ -123,6 +123,12 @@ def plot_results(results: dict, out_dir: Path) -> None:
         path = line_plot([x / 1e6 for x in xs], series, out_dir / "latency.png", title="latency (ms) vs megapixels",
                          log_y=True, x_label="megapixels")
         print(f"plot written to {path}")
+    curves = results.get("train_curves", {})
+    if curves:
+        steps = list(range(1, max(len(c) for c in curves.values()) + 1))
+        path = line_plot(steps, curves, out_dir / "training_loss.png", title="short training runs: total loss (log)",
+                         log_y=True, x_label="step")
+        print(f"plot written to {path}")
 
 
 def bench_webcam(args: argparse.Namespace) -> dict:

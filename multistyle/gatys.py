@@ -131,10 +131,14 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
         else:
             image = kornia.geometry.transform.resize(image, target_content.shape[-2:], interpolation="bilinear")
         image = image.detach().clone().requires_grad_(True)
-        if config.optimizer == "lbfgs":
-            optimizer: torch.optim.Optimizer = torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=50)
-        else:
-            optimizer = torch.optim.Adam([image], lr=lr)
+        level_lr = lr
+
+        def make_optimizer() -> torch.optim.Optimizer:
+            if config.optimizer == "lbfgs":
+                return torch.optim.LBFGS([image], lr=level_lr, max_iter=1, history_size=50)
+            return torch.optim.Adam([image], lr=level_lr)
+
+        optimizer = make_optimizer()
         terms_box: list = []
 
         def closure() -> torch.Tensor:
@@ -144,16 +148,31 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
             terms_box.append(terms)
             return terms.total
 
+        best_total, best_image = math.inf, image.detach().clone()
         for _ in range(level_steps):
             terms_box.clear()
-            optimizer.step(closure)
+            before = image.detach().clone()
+            optimizer.step(closure)  # evaluates the loss at `before`, then moves the image
             if config.optimizer == "adam":
                 with torch.no_grad():
                     image.clamp_(0, 1)
-            record = {"level": level, "size": size, **terms_box[-1].item()}
+            record = {"level": level, "size": size, **terms_box[0].item()}
+            if record["total"] < best_total:
+                best_total, best_image = record["total"], before
+            elif not math.isfinite(record["total"]) or record["total"] > 4 * best_total:
+                # an overshooting step (L-BFGS without line search can diverge with large weights):
+                # go back to the best image and restart the optimiser with half the step size
+                with torch.no_grad():
+                    image.copy_(best_image)
+                level_lr *= 0.5
+                optimizer = make_optimizer()
             history.append(record)
             if progress is not None:
                 progress(len(history), total, record)
+        with torch.no_grad():
+            final_total = float(loss(image, content_feats, targets).total)
+        if not (final_total <= best_total):
+            image = best_image
     assert image is not None
     result = image.detach().clamp(0, 1)
     if config.preserve_color == "luminance":

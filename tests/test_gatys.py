@@ -54,3 +54,16 @@ def test_bad_settings_rejected():
                    {"preserve_color": "sepia"}):
         with pytest.raises(ValueError):
             GatysConfig(**kwargs)
+
+
+def test_large_style_weight_does_not_diverge(tubingen, starry):
+    """L-BFGS without line search can overshoot with big weights; the optimiser must recover, not blow up."""
+    from multistyle.losses import LossConfig, PerceptualLoss
+
+    loss = PerceptualLoss(LossConfig(style_weight=1e5))
+    result = stylize_gatys(tubingen, [starry], GatysConfig(size=64, steps=25, min_size=64, loss=loss.config),
+                           loss=loss, device="cpu")
+    totals = [h["total"] for h in result.history]
+    with torch.no_grad():
+        final = loss(result.image, loss.content_targets(tubingen), loss.style_targets([starry]).blend()).total
+    assert float(final) < totals[0] / 5, (totals[0], float(final))
