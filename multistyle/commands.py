@@ -93,9 +93,9 @@ def _read_input(item: str):
 
 def run_stylize(args: argparse.Namespace) -> int:
     from .imageio import SAVE_FORMATS, pil_to_tensor, save_image
-    from .inference import get_stylizer, parse_style_arg, style_weights, _check_strength
+    from .inference import get_stylizer, parse_style_arg, style_weights, check_strength
 
-    strength = _check_strength(args.strength)
+    strength = check_strength(args.strength)
     items = _expand_inputs(args.inputs)
     out = Path(args.output)
     single_file = len(items) == 1 and args.output != "-" and out.suffix.lower() in SAVE_FORMATS
@@ -168,16 +168,14 @@ def run_styles(args: argparse.Namespace) -> int:
 
 def run_sheet(args: argparse.Namespace) -> int:
     from .imageio import load_image, save_image
-    from .inference import get_stylizer
+    from .inference import get_stylizer, style_weights
     from .sheet import contact_sheet
 
     stylizer = get_stylizer(args.model, args.device)
     photo = load_image(args.photo, max_size=args.tile)
     tiles = [("photo", photo)]
     for i, name in enumerate(stylizer.names):
-        weights = __import__("torch").zeros(1, len(stylizer.names))
-        weights[0, i] = 1.0
-        tiles.append((name, stylizer(photo, weights)))
+        tiles.append((name, stylizer(photo, style_weights(i, stylizer.names))))
     save_image(contact_sheet(tiles, args.columns), args.output)
     print(f"{len(tiles) - 1} styles -> {args.output}")
     return 0

@@ -135,7 +135,8 @@ def get_stylizer(model: str | os.PathLike | None = None, device: str | torch.dev
     return _stylizer(str(path), mtime, str(pick_device(device)))
 
 
-def _check_strength(strength: float) -> float:
+def check_strength(strength: float) -> float:
+    """Strength must be a number in [0, 1]; returns it as a float."""
     if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
         raise StyleError(f"strength must be between 0 and 1, not {strength!r}")
     return float(strength)
@@ -160,7 +161,7 @@ def stylize(image: ImageLike | Sequence[ImageLike], style: StyleSpec = 0, streng
     """
     if isinstance(image, (list, tuple)):
         return [stylize(i, style, strength, preserve_color, max_size, device, model) for i in image]
-    strength = _check_strength(strength)
+    strength = check_strength(strength)
     if max_size is not None and not (isinstance(max_size, int) and max_size >= 8):
         raise ImageError(f"max_size must be a whole number >= 8, not {max_size!r}")
     stylizer = get_stylizer(model, device)
