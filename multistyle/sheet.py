@@ -26,8 +26,12 @@ def contact_sheet(tiles: Sequence[tuple[str, torch.Tensor]], columns: int = 5, c
         y, x = gap + r * (th + caption + gap), gap + c * (tw + gap)
         arr = tensor_to_uint8(image)
         sheet[y:y + arr.shape[0], x:x + arr.shape[1]] = arr
-        scale = 0.5
-        text = label if len(label) <= 30 else label[:29] + "…"
+        text, scale = label, 0.5
+        while cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > tw - 4:
+            if scale > 0.34:
+                scale -= 0.02  # shrink the font first, then shorten the label
+            else:
+                text = text[:-2] + "."
         cv2.putText(sheet, text, (x + 2, y + th + caption - 7), cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20), 1,
                     cv2.LINE_AA)
     return torch.from_numpy(sheet).permute(2, 0, 1).unsqueeze(0).float() / 255.0
