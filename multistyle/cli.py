@@ -148,7 +148,18 @@ def run_gatys(args: argparse.Namespace) -> int:
 # ---- entry point ------------------------------------------------------------------------------------------------
 
 def build_parser() -> Parser:
-    parser = Parser(prog="multistyle", description="Fast multi-style neural style transfer.")
+    from . import __version__
+
+    parser = Parser(prog="multistyle", description="Fast multi-style neural style transfer.",
+                    formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  multistyle styles
+  multistyle stylize photo.jpg -s starry_night -o out.jpg
+  multistyle stylize photos/ -s "starry_night=0.7,great_wave=0.3" --preserve-color -o out/
+  multistyle gatys photo.jpg painting.jpg -o best.png --size 512
+
+training and apps: python train/train.py --help, python train/add_style.py --help,
+python apps/webcam.py --help, python apps/demo.py --help""")
+    parser.add_argument("--version", action="version", version=f"multistyle {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     add_gatys(sub)
     from . import commands
