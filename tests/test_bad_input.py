@@ -177,6 +177,11 @@ def test_training_scripts_bad_input(tmp_path, files):
     line = assert_one_line_error(run_cli("--content-dir", str(empty_dir), "--styles", str(STYLES / "udnie.jpg"),
                                          "--out", str(tmp_path / "m.safetensors"), "--size", "30", module=TRAIN))
     assert "multiple of 4" in line
+    existing = tmp_path / "mine.safetensors"
+    existing.write_bytes(b"a model the user owns")
+    line = assert_one_line_error(run_cli("--content-dir", str(ROOT / "multistyle" / "assets" / "content"), "--styles",
+                                         str(STYLES / "udnie.jpg"), "--out", str(existing), module=TRAIN))
+    assert "already exists" in line and existing.read_bytes() == b"a model the user owns"
     for name in ("text", "huge", "missing"):
         line = assert_one_line_error(run_cli(str(bad[name]), "--out", str(tmp_path / "u.safetensors"),
                                              module=ADD_STYLE))

@@ -36,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
                    help="loss network")
     p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (0.25 = fast CPU model)")
     p.add_argument("--resume", action="store_true", help="continue from the state file beside --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out model file")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     p.add_argument("--seed", type=int, default=0)
@@ -67,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
                              style_size=args.style_size, photo_size=args.photo_size, seed=args.seed, amp=args.amp,
                              workers=args.workers,
                              checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, loss=loss)
+        from multistyle.training import state_path
+
+        if Path(args.out).exists() and not args.overwrite and not (args.resume and state_path(args.out).exists()):
+            raise ValueError(f"{args.out} already exists; pass --resume to continue its training, --overwrite to "
+                             "replace it, or choose another --out")
         device = pick_device(args.device)
         contents, styles = list_images(args.content_dir), list_images(args.styles)
         bar, bar_progress = tqdm_progress(config.steps, "train")
