@@ -89,6 +89,7 @@ def build_app(model: str | os.PathLike | None = None, device: str = "auto", user
 
     def add_style_fn(painting, name, steps, progress=gr.Progress()):
         from .extend import AddStyleConfig, add_style, sanitize_style_name
+        from .gatys import pick_device
         from .models import PACKAGED_CONTENT, resolve_model_path
 
         try:
@@ -100,7 +101,7 @@ def build_app(model: str | os.PathLike | None = None, device: str = "auto", user
             try:
                 source = resolve_model_path(state.model)
                 add_style(painting, source, state.user_model, [PACKAGED_CONTENT], clean,
-                          AddStyleConfig(steps=int(steps)), device=device if device != "auto" else "cpu",
+                          AddStyleConfig(steps=int(steps)), device=pick_device(device),
                           progress=lambda i, n, rec: progress((i, n), desc="learning the style"))
                 state.model = state.user_model
             finally:
