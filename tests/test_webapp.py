@@ -102,3 +102,13 @@ def test_real_browser_upload_and_stylize(server, small_photo, tmp_path):
         assert src
         page.screenshot(path=str(tmp_path / "page.png"))
         browser.close()
+
+
+def test_client_gatys_tab(server, small_photo):
+    from gradio_client import Client, handle_file
+
+    url, _ = server
+    client = Client(url, verbose=False)
+    painting = ROOT.parent / "shared" / "data" / "styles" / "starry_night.jpg"
+    result = client.predict(handle_file(str(small_photo)), handle_file(str(painting)), 64, 10, False, api_name="/gatys")
+    assert Image.open(result).size == (64, 43)
