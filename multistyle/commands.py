@@ -92,7 +92,7 @@ def _read_input(item: str):
 
 
 def run_stylize(args: argparse.Namespace) -> int:
-    from .imageio import SAVE_FORMATS, pil_to_tensor, save_image
+    from .imageio import SAVE_FORMATS, limit_size, pil_to_tensor, save_image
     from .inference import get_stylizer, parse_style_arg, style_weights, check_strength
 
     strength = check_strength(args.strength)
@@ -111,11 +111,7 @@ def run_stylize(args: argparse.Namespace) -> int:
     label = args.style if isinstance(spec, str) else "mix"
     for item in items:
         start = time.perf_counter()
-        image = pil_to_tensor(_read_input(item))
-        if args.max_size and max(image.shape[-2:]) > args.max_size:
-            from .imageio import resize_long_side
-
-            image = resize_long_side(image, args.max_size)
+        image = limit_size(pil_to_tensor(_read_input(item)), args.max_size)
         result = stylizer(image, weights, strength, args.preserve_color)
         if args.output == "-":
             from PIL import Image

@@ -104,7 +104,11 @@ def to_tensor(image: ImageLike, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
 
 def load_image(path: str | os.PathLike, max_size: int | None = None, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
     """Read an image file as [1, 3, H, W] float in [0, 1], downscaled so its long side is ≤ ``max_size``."""
-    image = to_tensor(path, max_pixels)
+    return limit_size(to_tensor(path, max_pixels), max_size)
+
+
+def limit_size(image: torch.Tensor, max_size: int | None) -> torch.Tensor:
+    """Downscale [B, 3, H, W] so its long side is at most ``max_size`` (never upscales; None = unchanged)."""
     return resize_long_side(image, max_size) if max_size and max(image.shape[-2:]) > max_size else image
 
 

@@ -18,7 +18,7 @@ from .checkpoint import ModelFile
 from .color import keep_luminance
 from .errors import ImageError, StyleError
 from .gatys import pick_device
-from .imageio import ImageLike, resize_long_side, tensor_to_uint8, to_tensor
+from .imageio import ImageLike, limit_size, tensor_to_uint8, to_tensor
 from .losses import validate_blend_weights
 from .models import get_model, resolve_model_path
 
@@ -166,9 +166,7 @@ def stylize(image: ImageLike | Sequence[ImageLike], style: StyleSpec = 0, streng
         raise ImageError(f"max_size must be a whole number >= 8, not {max_size!r}")
     stylizer = get_stylizer(model, device)
     weights = style_weights(style, stylizer.names)
-    x = to_tensor(image)
-    if max_size and max(x.shape[-2:]) > max_size:
-        x = resize_long_side(x, max_size)
+    x = limit_size(to_tensor(image), max_size)
     out = stylizer(x, weights.expand(x.shape[0], -1), strength, preserve_color)
     return _as_output(out, image)
 
