@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as futures
-import os
 import sys
 import tempfile
 import time
@@ -28,7 +27,6 @@ def rss_mb() -> float:
 
 
 def soak_webcam(frames: int, size: int) -> int:
-    import cv2
 
     from .inference import get_stylizer
     from .video import Controls, FrameStylizer, run_pipeline

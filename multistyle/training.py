@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from .checkpoint import ModelFile, StyleInfo, load_model, make_thumbnail, save_model
 from .errors import ImageError, MultistyleError
 from .imageio import load_image, open_rgb, pil_to_tensor, resize_long_side
-from .losses import LossConfig, PerceptualLoss, StyleTargets
+from .losses import LossConfig, PerceptualLoss
 from .network import StyleNet
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 from filelock import FileLock, Timeout
 
 from conftest import ROOT, STYLES, THREADS, assert_one_line_error, run_cli

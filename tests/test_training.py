@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, STYLES, THREADS, assert_one_line_error, run_cli
+from conftest import ROOT, STYLES, assert_one_line_error, run_cli
 from multistyle.checkpoint import FORMAT_VERSION, load_model, save_model
 from multistyle.errors import ModelFileError
 from multistyle.extend import AddStyleConfig, add_style
@@ -129,8 +129,8 @@ def test_add_style_keeps_old_styles_bit_identical(tiny_model, tmp_path):
     out = tmp_path / "extended.safetensors"
     config = AddStyleConfig(steps=4, size=32, batch=2, crops=4)
     seen = []
-    result = add_style(STYLES / "the_scream.jpg", tiny_model, out, [PACKAGED_CONTENT], config=config,
-                       progress=lambda i, n, rec: seen.append(rec["total"]))
+    add_style(STYLES / "the_scream.jpg", tiny_model, out, [PACKAGED_CONTENT], config=config,
+              progress=lambda i, n, rec: seen.append(rec["total"]))
     assert len(seen) == 4 and tiny_model.read_bytes() == before_bytes
     new, _ = load_model(out)
     assert new.style_names == ["starry_night", "great_wave", "the_scream"]
