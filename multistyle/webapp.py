@@ -44,7 +44,7 @@ def _gr_error(exc: Exception):
 def _load(path: str | None, max_size: int | None = None):
     if not path:
         raise MultistyleError("upload an image first")
-    return load_image(path, max_size=max_size, max_pixels=MAX_PIXELS)
+    return load_image(path, max_size=max_size)
 
 
 def build_app(model: str | os.PathLike | None = None, device: str = "auto", user_model: Path | None = None):
