@@ -251,6 +251,7 @@ class VGG19Features(nn.Module):
             self.register_buffer("shift", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
             self.register_buffer("scale", 1.0 / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False)
+        self.to(memory_format=torch.channels_last)  # oneDNN/cuDNN convs run 25-40 % faster in NHWC
         self.eval()
 
     def train(self, mode: bool = True) -> "VGG19Features":
