@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from multistyle.cli import Parser, run_guarded  # noqa: E402
+from multistyle.cliutil import Parser, run_guarded  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from multistyle.cli import Parser, positive_int, run_guarded  # noqa: E402
+from multistyle.cliutil import Parser, positive_int, run_guarded  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:

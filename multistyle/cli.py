@@ -5,78 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
-from .errors import MultistyleError
+from .cliutil import Parser, fail, nonneg_float, positive_int, run_guarded, tqdm_progress
 
 LOSS_NETS = ("vgg19", "efficientnet_lite0", "vgg16", "resnet50")
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with a one-line error message (exit code 2) instead of usage + error."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-        sys.exit(2)
-
-
-def fail(message: str, code: int = 2) -> int:
-    """Print a one-line error to stderr and return the exit code."""
-    sys.stderr.write(f"error: {message}\n")
-    return code
-
-
-def run_guarded(job: Callable[[], int]) -> int:
-    """Run ``job``; expected failures become a one-line error and exit code 2, Ctrl-C exit code 130."""
-    try:
-        return job()
-    except (MultistyleError, ValueError) as exc:
-        return fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
-    except FileNotFoundError as exc:
-        return fail(f"{exc.filename}: no such file or folder")
-    except PermissionError as exc:
-        return fail(f"{exc.filename}: permission denied; choose another location")
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
-    except (OSError, RuntimeError) as exc:  # disk full, out of memory, ...: still one line, no traceback
-        message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        return fail(f"{exc.__class__.__name__}: {message}", code=1)
-
-
-def tqdm_progress(total: int, desc: str):
-    """A tqdm bar and a progress callback ``(step, total, losses)`` that advances it."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit="it", dynamic_ncols=True, disable=None)
-    shown = {"n": 0}
-
-    def progress(step: int, _total: int, record: dict) -> None:
-        bar.update(step - shown["n"] if shown["n"] else step - bar.n)
-        shown["n"] = step
-        bar.set_postfix({k: f"{record[k]:.3g}" for k in ("content", "style", "tv") if k in record}, refresh=False)
-
-    return bar, progress
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 1")
-    return value
-
-
-def nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value >= 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
-    return value
 
 
 # ---- gatys ----------------------------------------------------------------------------------------------------

@@ -9,16 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import fail, positive_int
+from .cliutil import fail, model_options, positive_int, style_option
 from .errors import ImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-
-
-def model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model file (default: your extended model if add_style made one, else the "
-                                   "packaged model; env MULTISTYLE_MODEL overrides)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda ...")
 
 
 def add_all(sub) -> None:
@@ -26,8 +20,7 @@ def add_all(sub) -> None:
     p = sub.add_parser("stylize", help="stylize photos with the fast network",
                        description="Stylize image files, folders of images, or stdin ('-') with a trained model.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, or - for stdin")
-    p.add_argument("-s", "--style", default="0",
-                   help="style name or index, or a mix like starry_night=0.7,great_wave=0.3 (default: style 0)")
+    style_option(p)
     p.add_argument("-o", "--output", required=True,
                    help="output file (one input), a folder (several inputs), or - for PNG on stdout")
     p.add_argument("--strength", type=float, default=1.0, help="0 = the photo, 1 = fully stylized (default 1)")

@@ -167,7 +167,7 @@ def add_sweep(sub) -> None:
 
 
 def run_sweep_cli(args: argparse.Namespace) -> int:
-    from .cli import tqdm_progress
+    from .cliutil import tqdm_progress
     from .gatys import GatysConfig
 
     params = [parse_param(t) for t in args.param]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from multistyle.cli import run_guarded, tqdm_progress  # noqa: E402
+from multistyle.cliutil import run_guarded, tqdm_progress  # noqa: E402
 from multistyle.losses import LossConfig  # noqa: E402
 
 
