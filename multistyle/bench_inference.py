@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .bench import DATA, register, table
+from .benchkit import DATA, register, table
 from .network import StyleNet
 
 RESOLUTIONS = [(320, 240), (640, 480), (1280, 720)]
@@ -42,7 +42,7 @@ def bench_stylize(args: argparse.Namespace) -> dict:
     """Latency of the fast network: the shipped CPU width (0.25) and the wider quality variant (1.0)."""
     from .models import get_model
 
-    shipped = get_model(None).net
+    shipped = get_model(args.model).net
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
     for device in devices:
@@ -71,7 +71,7 @@ def bench_quality(args: argparse.Namespace) -> dict:
     from .losses import LossConfig, PerceptualLoss
     from .models import get_model
 
-    model = get_model(None)
+    model = get_model(args.model)
     loss_cfg = LossConfig.from_dict(model.loss)
     loss = PerceptualLoss(loss_cfg)
     size = 128 if args.quick else 256
@@ -145,7 +145,7 @@ def bench_webcam(args: argparse.Namespace) -> dict:
     frames_n = 30 if args.quick else 45
     rows = []
     for device in devices:
-        stylizer = get_stylizer(None, device)
+        stylizer = get_stylizer(args.model, device)
         for w, h in RESOLUTIONS:
             model_ms = latency_ms(stylizer.net, device, (w, h), stylizer.half, 5 if device == "cpu" else 50)
             controls = Controls(stylizer.names, flicker=True)
@@ -164,7 +164,7 @@ def bench_webcam(args: argparse.Namespace) -> dict:
         if not ok:
             break
         frames.append(resize_for_processing(frame, 320))
-    stylizer = get_stylizer(None, devices[-1])
+    stylizer = get_stylizer(args.model, devices[-1])
     flicker_rows = []
     for name in stylizer.names[:2] if args.quick else stylizer.names[::4]:
         result = {"style": name}

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .bench import DATA, ROOT
+from .benchkit import DATA, ROOT
 
 
 def rss_mb() -> float:

@@ -1,0 +1,68 @@
+"""The benchmark kit: one registry that every benchmark module registers into, and the helpers they share
+(machine description, markdown tables, timing, data paths). It imports no benchmark module, so registering never
+creates an import cycle; ``python -m multistyle.bench`` imports the benchmark modules and runs them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("MULTISTYLE_DATA", ROOT.parent / "shared" / "data"))
+
+BenchFn = Callable[[argparse.Namespace], dict]
+BENCHES: dict[str, BenchFn] = {}
+
+
+def register(name: str, fn: BenchFn | None = None):
+    """Add a benchmark under ``name`` (usable as a decorator)."""
+    def add(f: BenchFn) -> BenchFn:
+        BENCHES[name] = f
+        return f
+    return add(fn) if fn is not None else add
+
+def machine() -> dict:
+    """CPU, cores, GPU and torch version, for the header of every table."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "gpu": gpu,
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def table(title: str, headers: list[str], rows: list[list]) -> str:
+    """Markdown table; floats get 3 significant digits."""
+    fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = [f"### {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def timed(fn: Callable[[], object], repeat: int = 1) -> float:
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat
+
+
+def content_path() -> Path:
+    return ROOT / "examples" / "tubingen.jpg"
+
+
+def style_path(name: str = "starry_night") -> Path:
+    path = DATA / "styles" / f"{name}.jpg"
+    if not path.is_file():
+        raise SystemExit(f"error: {path} not found; set MULTISTYLE_DATA to the folder holding styles/")
+    return path
