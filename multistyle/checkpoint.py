@@ -1,7 +1,8 @@
 """Model files: safetensors tensors + JSON metadata. Never pickle; written atomically (temp file + rename).
 
-Tensors: the StyleNet state dict, plus ``thumbnail.<i>`` (uint8 [h, w, 3]) for each style and, for training
-checkpoints, ``optimizer.*`` entries. Metadata key ``multistyle`` holds JSON: format version, architecture,
+Tensors: the StyleNet state dict, plus ``thumbnail.<i>`` (uint8 [h, w, 3]) for each style, ``painting.<i>`` (the
+style's painting at its training style size, a PNG file as a uint8 byte tensor; used by ``--refine``) and, for
+training checkpoints, ``optimizer.*`` entries. Metadata key ``multistyle`` holds JSON: format version, architecture,
 width, style names and sources, loss settings and per-style training records.
 """
 
@@ -33,6 +34,7 @@ class StyleInfo:
     source: str = ""  # painting / file it was learned from
     thumbnail: torch.Tensor | None = None  # uint8 [h, w, 3]
     training: dict[str, Any] = field(default_factory=dict)  # steps, size, final losses, ...
+    painting: torch.Tensor | None = None  # uint8 [h, w, 3] at the training style size (for refine)
 
     def meta(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "training": self.training}
@@ -57,6 +59,31 @@ def make_thumbnail(image: torch.Tensor, size: int = THUMBNAIL_SIZE) -> torch.Ten
     return torch.from_numpy(tensor_to_uint8(resize_long_side(image, size)))
 
 
+def encode_png(image: torch.Tensor) -> torch.Tensor:
+    """uint8 [h, w, 3] RGB → the bytes of a PNG file as a uint8 tensor [n] (lossless)."""
+    import cv2
+
+    ok, data = cv2.imencode(".png", image.numpy()[:, :, ::-1])
+    if not ok:
+        raise ValueError("could not PNG-encode a painting")
+    return torch.from_numpy(data.reshape(-1).copy())
+
+
+def decode_png(data: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`encode_png`: uint8 [n] PNG bytes → uint8 [h, w, 3] RGB."""
+    import cv2
+
+    image = cv2.imdecode(data.numpy(), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ModelFileError("a stored painting is not a readable PNG; the model file is damaged")
+    return torch.from_numpy(image[:, :, ::-1].copy())
+
+
+def make_painting(image: torch.Tensor) -> torch.Tensor:
+    """[1, 3, H, W] float style image (already at the training style size) → uint8 [H, W, 3] for ``StyleInfo``."""
+    return torch.from_numpy(tensor_to_uint8(image))
+
+
 def save_model(model: ModelFile, path: str | os.PathLike, extra_tensors: dict[str, torch.Tensor] | None = None
                ) -> Path:
     """Write ``model`` to ``path`` atomically (a crash leaves either the old or the new file, never half)."""
@@ -66,6 +93,8 @@ def save_model(model: ModelFile, path: str | os.PathLike, extra_tensors: dict[st
     for i, style in enumerate(model.styles):
         if style.thumbnail is not None:
             tensors[f"thumbnail.{i}"] = style.thumbnail.cpu().contiguous()
+        if style.painting is not None:
+            tensors[f"painting.{i}"] = encode_png(style.painting.cpu())
     for k, v in (extra_tensors or {}).items():
         tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
     meta = {
@@ -126,7 +155,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
         net = StyleNet(int(meta["num_styles"]), float(meta["width"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: model metadata is incomplete ({exc})") from None
-    state = {k: v for k, v in tensors.items() if not k.startswith(("thumbnail.", "extra."))}
+    state = {k: v for k, v in tensors.items() if not k.startswith(("thumbnail.", "painting.", "extra."))}
     expected = net.state_dict()
     if set(state) != set(expected):
         missing = sorted(set(expected) - set(state))[:3]
@@ -139,7 +168,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     net.eval().to(device)
     if len(styles_meta) != net.num_styles:
         raise ModelFileError(f"{path}: {len(styles_meta)} style names for {net.num_styles} styles")
-    styles = [StyleInfo(s["name"], s.get("source", ""), tensors.get(f"thumbnail.{i}"), s.get("training", {}))
+    styles = [StyleInfo(s["name"], s.get("source", ""), tensors.get(f"thumbnail.{i}"), s.get("training", {}),
+                        decode_png(tensors[f"painting.{i}"]) if f"painting.{i}" in tensors else None)
               for i, s in enumerate(styles_meta)]
     extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
     return ModelFile(net, styles, meta.get("loss", {}), meta.get("extra", {})), extra

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import torch
 from filelock import FileLock, Timeout
 
-from .checkpoint import ModelFile, StyleInfo, load_model, make_thumbnail, save_model
+from .checkpoint import ModelFile, StyleInfo, load_model, make_painting, make_thumbnail, save_model
 from .errors import ModelFileError, StyleError
 from .imageio import load_image, resize_long_side
 from .losses import LossConfig, PerceptualLoss
@@ -138,5 +138,6 @@ def _train_new_style(model: ModelFile, style: torch.Tensor, source: str, content
     info = StyleInfo(name, source, make_thumbnail(style),
                      {"added_by": "add_style", "steps": config.steps, "size": config.size, "style_size": style_size,
                       "seconds": round(record.get("seconds", 0.0), 1),
-                      "final": {k: record[k] for k in ("content", "style", "tv", "total") if k in record}})
+                      "final": {k: record[k] for k in ("content", "style", "tv", "total") if k in record}},
+                     painting=make_painting(style_small))
     return ModelFile(net.cpu(), model.styles + [info], model.loss, model.extra)
