@@ -78,17 +78,23 @@ class LossConfig:
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """Gram matrix of [B, C, H, W] features normalised by C·H·W → [B, C, C]."""
+    """Gram matrix of [B, C, H, W] features normalised by C·H·W → [B, C, C], always in float32.
+
+    The raw sums reach 1e6–5e8 on Caffe-scale VGG features, beyond float16's 65504, so the product runs in
+    float32 even inside ``torch.autocast`` (which would otherwise run ``bmm`` in float16 and give inf).
+    """
     b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+    with torch.autocast(features.device.type, enabled=False):
+        flat = features.float().reshape(b, c, h * w)
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
 def content_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
                  layers: Iterable[str]) -> torch.Tensor:
     """Mean over ``layers`` of the MSE between features and content targets."""
     layers = tuple(layers)
-    return sum(F.mse_loss(features[l], targets[l].expand_as(features[l])) for l in layers) / len(layers)
+    return sum(F.mse_loss(features[l].float(), targets[l].float().expand_as(features[l]))
+               for l in layers) / len(layers)
 
 
 def style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
@@ -97,7 +103,7 @@ def style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, 
     total = 0.0
     for layer, weight in zip(layers, layer_weights):
         gram = gram_matrix(features[layer])
-        total = total + weight * F.mse_loss(gram, target_grams[layer].to(gram.dtype).expand_as(gram))
+        total = total + weight * F.mse_loss(gram, target_grams[layer].float().expand_as(gram))
     return total  # type: ignore[return-value]
 
 
@@ -232,11 +238,13 @@ class PerceptualLoss(nn.Module):
 
     def forward(self, image: torch.Tensor, content_targets: Mapping[str, torch.Tensor],
                 style_grams: Mapping[str, torch.Tensor]) -> LossTerms:
-        """Weighted loss terms of ``image`` [B, 3, H, W] against content features and Gram targets."""
+        """Weighted loss terms of ``image`` [B, 3, H, W] against content features and Gram targets. The loss
+        network may run in reduced precision under autocast; Grams, MSEs and the terms are float32."""
         cfg = self.config
         feats = self.vgg(image, cfg.all_layers)
-        return LossTerms(
-            content=cfg.content_weight * content_loss(feats, content_targets, cfg.content_layers),
-            style=cfg.style_weight * style_loss(feats, style_grams, cfg.style_layers, cfg.layer_weights),
-            tv=cfg.tv_weight * tv_loss(image),
-        )
+        with torch.autocast(image.device.type, enabled=False):
+            return LossTerms(
+                content=cfg.content_weight * content_loss(feats, content_targets, cfg.content_layers),
+                style=cfg.style_weight * style_loss(feats, style_grams, cfg.style_layers, cfg.layer_weights),
+                tv=cfg.tv_weight * tv_loss(image.float()),
+            )

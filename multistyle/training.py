@@ -20,13 +20,14 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import ModelFile, StyleInfo, load_model, make_thumbnail, save_model
+from .checkpoint import ModelFile, StyleInfo, load_model, make_painting, make_thumbnail, save_model
 from .errors import ImageError, MultistyleError
 from .imageio import load_image, open_rgb, pil_to_tensor, resize_long_side
 from .losses import LossConfig, PerceptualLoss
 from .network import StyleNet
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def list_images(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -94,7 +95,7 @@ class TrainConfig:
     style_size: int = 256  # long side of each style image when its Gram targets are computed
     photo_size: int | None = None  # scale photos are seen at (None: = size); crops of `size` are cut from it
     seed: int = 0
-    amp: bool = False
+    amp: str | None = None  # None, "fp16" (CUDA: with a gradient scaler) or "bf16"; Grams stay float32
     checkpoint_every: int = 200
     sample_every: int = 1000
     workers: int = 2
@@ -113,6 +114,15 @@ class TrainConfig:
             raise ValueError(f"size must be a multiple of 4, not {self.size}")
         if not (math.isfinite(self.lr) and 0 < self.lr < 1):
             raise ValueError(f"lr must be in (0, 1), not {self.lr}")
+        if self.amp in (False, True):
+            self.amp = "fp16" if self.amp else None
+        if self.amp not in (None, *AMP_DTYPES):
+            raise ValueError(f"amp must be one of {', '.join(AMP_DTYPES)}, not {self.amp!r}")
+
+    @property
+    def amp_dtype(self) -> torch.dtype | None:
+        """The autocast dtype, or None for full float32."""
+        return AMP_DTYPES[self.amp] if self.amp else None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -141,7 +151,7 @@ def load_styles(files: Sequence[Path], style_size: int) -> tuple[list[torch.Tens
     for f in files:
         image = load_image(f, max_size=style_size)
         images.append(image)
-        infos.append(StyleInfo(f.stem, f.name, make_thumbnail(image)))
+        infos.append(StyleInfo(f.stem, f.name, make_thumbnail(image), painting=make_painting(image)))
     names = [i.name for i in infos]
     if len(set(names)) != len(names):
         raise ImageError(f"style names must be unique, got {names}")
@@ -159,13 +169,28 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(device: torch.device) -> DistInfo:
-    """Join the torchrun process group when launched by torchrun (NCCL on CUDA, gloo on CPU)."""
+def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
+    """Join the torchrun process group when launched by torchrun (NCCL on CUDA, gloo on CPU). On CUDA each
+    process first binds its own GPU (``LOCAL_RANK``), then joins; returns the rank info and the device to use."""
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return DistInfo()
+        return DistInfo(), device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        if device.type == "cuda":
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank), device
+
+
+def finish_distributed(info: DistInfo) -> None:
+    """Wait for every rank, then leave the process group (no-op without torchrun)."""
+    if info.world > 1 and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -178,6 +203,9 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tenso
 
 
 def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    """Restore state saved by :func:`optimizer_tensors`. Pass the tensors as loaded (on the CPU): the optimizer
+    moves its moments to each parameter's device and keeps Adam's ``step`` counters on the CPU, where reading
+    them costs no device synchronisation (moving them to CUDA costs one sync per parameter per step)."""
     sd = optimizer.state_dict()
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
@@ -201,10 +229,16 @@ def train(content_files: Sequence[Path], style_files: Sequence[Path], out: str |
           config: TrainConfig, device: torch.device, resume: bool = False,
           progress: ProgressFn | None = None, log: Callable[[str], None] = print) -> ModelFile:
     """Train a StyleNet on ``style_files`` with photos ``content_files``; checkpoints to ``out`` atomically."""
-    info = init_distributed(device)
-    if device.type == "cuda" and info.world > 1:
-        device = torch.device("cuda", info.local_rank)
-        torch.cuda.set_device(device)
+    info, device = init_distributed(device)
+    try:
+        return _train(content_files, style_files, out, config, device, info, resume, progress, log)
+    finally:
+        finish_distributed(info)
+
+
+def _train(content_files: Sequence[Path], style_files: Sequence[Path], out: str | os.PathLike,
+           config: TrainConfig, device: torch.device, info: DistInfo, resume: bool,
+           progress: ProgressFn | None, log: Callable[[str], None]) -> ModelFile:
     style_images, styles = load_styles(style_files, config.style_size)
     loss_fn = PerceptualLoss(config.loss).to(device)
     targets = loss_fn.style_targets([s.to(device) for s in style_images], [s.name for s in styles])
@@ -214,12 +248,12 @@ def train(content_files: Sequence[Path], style_files: Sequence[Path], out: str |
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     start, history = 0, []
     if resume and state_path(out).exists():
-        saved, extra = load_model(state_path(out), device)
+        saved, extra = load_model(state_path(out), "cpu")
         if saved.style_names != [s.name for s in styles] or saved.net.width != net.width:
             raise MultistyleError(f"{state_path(out)} was trained with other styles or width; "
                                   "drop --resume or pick another --out")
         net.load_state_dict(saved.net.state_dict())
-        load_optimizer_tensors(optimizer, {k: v.to(device) for k, v in extra.items()})
+        load_optimizer_tensors(optimizer, extra)
         start = int(saved.extra["step"])
         history = saved.extra.get("history", [])
         if info.main:
@@ -235,8 +269,7 @@ def train(content_files: Sequence[Path], style_files: Sequence[Path], out: str |
                                                            config.seed, info.rank),
                         num_workers=config.workers, pin_memory=device.type == "cuda",
                         persistent_workers=False)
-    use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = amp_scaler(device, config.amp)
     samples = _sample_inputs(dataset, photo_size)
     elapsed_before = history[-1]["seconds"] if history else 0.0
     started = time.perf_counter()
@@ -254,22 +287,17 @@ def train(content_files: Sequence[Path], style_files: Sequence[Path], out: str |
         save_model(ModelFile(net, styles, config.loss.to_dict(), {k: v for k, v in record.items()
                                                                    if k != "history"}), out)
 
-    step = start
+    last_step = start  # a resumed run that had already finished does no step
     for step, indices in enumerate(loader, start=start):
         batch = augment(indices.to(device, non_blocking=True), config.size,
                         int(torch.randint(2**31, (1,), generator=step_generator(config.seed, step, info.rank, 1))),
                         crop_area)
         labels = torch.randint(len(styles), (batch.shape[0],),
                                generator=step_generator(config.seed, step, info.rank, 2)).to(device)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            output = ddp_net(batch, labels)
-            terms = loss_fn(output.float(), loss_fn.content_targets(batch), targets.select(labels))
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(terms.total).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        terms = training_step(ddp_net, loss_fn, batch, labels, targets, optimizer, scaler, config.amp_dtype)
         record = {"step": step + 1, **terms.item(), "seconds": elapsed_before + time.perf_counter() - started}
         history.append(record)
+        last_step = step + 1
         if progress is not None and info.main:
             progress(step + 1, config.steps, record)
         if info.main and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
@@ -278,9 +306,31 @@ def train(content_files: Sequence[Path], style_files: Sequence[Path], out: str |
             write_samples(net, samples, styles, Path(out).with_suffix(".samples.png"))
             write_loss_curve(history, Path(out).with_suffix(".loss.png"))
     net.eval()
-    if info.world > 1:
-        dist.barrier()
-    return ModelFile(net, styles, config.loss.to_dict(), {"step": step + 1 if history else start})
+    return ModelFile(net, styles, config.loss.to_dict(), {"step": last_step})
+
+
+def amp_scaler(device: torch.device, amp: str | None) -> torch.amp.GradScaler:
+    """A gradient scaler for float16 autocast (disabled otherwise). It starts at 2**-8, not 2**16: the perceptual
+    loss is 1e5–1e6 on Caffe-scale VGG features, and gradients of the loss times 2**16 overflow float16 in the
+    loss network's backward pass, so the default scale would skip the first ~25 steps while backing off."""
+    return torch.amp.GradScaler(device.type, init_scale=2.0 ** -8, enabled=amp == "fp16")
+
+
+def training_step(net: torch.nn.Module, loss_fn: PerceptualLoss, batch: torch.Tensor, labels: torch.Tensor,
+                  targets, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                  amp_dtype: torch.dtype | None = None):
+    """One optimisation step on ``batch`` with style ``labels``; returns the loss terms (float32).
+
+    With ``amp_dtype`` the network and the loss network run under autocast; the Grams and the loss stay
+    float32 (see :func:`~multistyle.losses.gram_matrix`), so float16 cannot overflow to inf."""
+    with torch.autocast(batch.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        output = net(batch, labels)
+        terms = loss_fn(output, loss_fn.content_targets(batch), targets.select(labels))
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(terms.total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return terms
 
 
 def _sample_inputs(dataset: ContentImages, size: int, count: int = 3) -> torch.Tensor:

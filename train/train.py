@@ -38,7 +38,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the state file beside --out")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out model file")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--amp", nargs="?", const="fp16", choices=("fp16", "bf16"),
+                   help="mixed precision: --amp (= fp16, with a gradient scaler; for CUDA) or --amp bf16 "
+                        "(CUDA or recent CPUs); Gram matrices and losses stay float32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="DataLoader decoding processes")
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between atomic checkpoints")
