@@ -216,6 +216,19 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, 
     optimizer.load_state_dict(sd)
 
 
+def resume_state(path: str | os.PathLike, net: StyleNet, optimizer: torch.optim.Optimizer,
+                 style_names: Sequence[str]) -> tuple[int, list[dict]]:
+    """Load a training state file into ``net`` and ``optimizer`` (wherever they live) → (step, loss history).
+    The file is read on the CPU; the optimizer moves its moments to the parameters' device itself and keeps
+    Adam's step counters on the CPU (see :func:`load_optimizer_tensors`)."""
+    saved, extra = load_model(path, "cpu")
+    if saved.style_names != list(style_names) or saved.net.width != net.width:
+        raise MultistyleError(f"{path} was trained with other styles or width; drop --resume or pick another --out")
+    net.load_state_dict(saved.net.state_dict())
+    load_optimizer_tensors(optimizer, extra)
+    return int(saved.extra["step"]), saved.extra.get("history", [])
+
+
 def state_path(out: str | os.PathLike) -> Path:
     """Where the resumable training state of model file ``out`` lives."""
     out = Path(out)
@@ -248,14 +261,7 @@ def _train(content_files: Sequence[Path], style_files: Sequence[Path], out: str 
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     start, history = 0, []
     if resume and state_path(out).exists():
-        saved, extra = load_model(state_path(out), "cpu")
-        if saved.style_names != [s.name for s in styles] or saved.net.width != net.width:
-            raise MultistyleError(f"{state_path(out)} was trained with other styles or width; "
-                                  "drop --resume or pick another --out")
-        net.load_state_dict(saved.net.state_dict())
-        load_optimizer_tensors(optimizer, extra)
-        start = int(saved.extra["step"])
-        history = saved.extra.get("history", [])
+        start, history = resume_state(state_path(out), net, optimizer, [s.name for s in styles])
         if info.main:
             log(f"resuming {state_path(out)} at step {start}")
     ddp_net: torch.nn.Module = net

@@ -190,3 +190,31 @@ def test_gram_matrix_is_float32_under_float16_autocast(tubingen, loss_net):
     assert feats.dtype == torch.float16 and gram.dtype == torch.float32
     assert torch.isfinite(gram).all()
     assert torch.allclose(gram, gram_matrix(feats.float()))
+
+
+def test_resume_keeps_adam_step_counters_on_the_cpu(tiny_model):
+    """Resuming onto another device moves Adam's moments there but keeps its ``step`` counters on the CPU
+    (on CUDA, step tensors on the GPU cost one synchronisation per parameter per step). The "meta" device
+    stands in for a GPU on a CPU-only machine."""
+    from multistyle.training import resume_state, state_path
+
+    state = state_path(tiny_model)
+    assert state.is_file()
+    net = StyleNet(2, 0.25).to("meta")
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    step, history = resume_state(state, net, optimizer, ["starry_night", "great_wave"])
+    assert step == 4 and len(history) == 4
+    entries = [optimizer.state[p] for p in net.parameters()]
+    assert len(entries) == len(list(net.parameters()))
+    assert all(e["step"].device.type == "cpu" for e in entries)
+    assert all(e["exp_avg"].device.type == "meta" and e["exp_avg_sq"].device.type == "meta" for e in entries)
+    with pytest.raises(Exception, match="other styles"):
+        resume_state(state, StyleNet(2, 0.25), torch.optim.Adam(StyleNet(2, 0.25).parameters()), ["a", "b"])
+
+
+def test_resuming_a_finished_run_reports_its_real_step(tmp_path):
+    files = list_images([PACKAGED_CONTENT])
+    out = tmp_path / "done.safetensors"
+    assert train(files, STYLE_FILES, out, tiny_config(2), torch.device("cpu")).extra["step"] == 2
+    again = train(files, STYLE_FILES, out, tiny_config(2), torch.device("cpu"), resume=True)
+    assert again.extra["step"] == 2
