@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import bench_inference, bench_training  # noqa: F401  (importing registers their benchmarks)
+from . import bench_arch, bench_inference, bench_training  # noqa: F401  (importing registers their benchmarks)
 from .benchkit import BENCHES, machine
 
 

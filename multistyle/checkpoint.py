@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import ModelFileError
 from .imageio import atomic_write, resize_long_side, tensor_to_uint8
-from .network import ARCHITECTURE, StyleNet
+from .network import ARCHITECTURES, StyleBankNet, build_network
 
 FORMAT_VERSION = 1
 THUMBNAIL_SIZE = 96
@@ -44,7 +44,7 @@ class StyleInfo:
 class ModelFile:
     """A loaded model: the network plus its styles and settings."""
 
-    net: StyleNet
+    net: StyleBankNet
     styles: list[StyleInfo]
     loss: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # training state, notes
@@ -99,8 +99,8 @@ def save_model(model: ModelFile, path: str | os.PathLike, extra_tensors: dict[st
         tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
     meta = {
         "format_version": FORMAT_VERSION,
-        "architecture": ARCHITECTURE,
-        "width": model.net.width,
+        "architecture": model.net.architecture,
+        **model.net.arch_params(),
         "num_styles": model.net.num_styles,
         "styles": [s.meta() for s in model.styles],
         "loss": model.loss,
@@ -138,8 +138,9 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFileError(f"{path} uses model format {version}, newer than this multistyle understands "
                              f"({FORMAT_VERSION}); upgrade multistyle")
-    if meta.get("architecture") != ARCHITECTURE:
-        raise ModelFileError(f"{path} has architecture {meta.get('architecture')!r}, expected {ARCHITECTURE!r}")
+    if meta.get("architecture") not in ARCHITECTURES:
+        raise ModelFileError(f"{path} has architecture {meta.get('architecture')!r}, which this multistyle does not "
+                             f"know (known: {', '.join(ARCHITECTURES)}); upgrade multistyle")
     return meta
 
 
@@ -152,14 +153,14 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
         raise ModelFileError(f"{path} could not be read ({exc}); it may be truncated") from None
     try:
         styles_meta = meta["styles"]
-        net = StyleNet(int(meta["num_styles"]), float(meta["width"]))
+        net = build_network(meta["architecture"], int(meta["num_styles"]), meta)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: model metadata is incomplete ({exc})") from None
     state = {k: v for k, v in tensors.items() if not k.startswith(("thumbnail.", "painting.", "extra."))}
     expected = net.state_dict()
     if set(state) != set(expected):
         missing = sorted(set(expected) - set(state))[:3]
-        raise ModelFileError(f"{path} does not match the {ARCHITECTURE} architecture (missing e.g. {missing})")
+        raise ModelFileError(f"{path} does not match the {meta['architecture']} architecture (missing e.g. {missing})")
     for key, value in expected.items():
         if state[key].shape != value.shape:
             raise ModelFileError(f"{path}: tensor {key} has shape {tuple(state[key].shape)}, expected "

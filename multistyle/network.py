@@ -70,29 +70,22 @@ class ResidualCIN(nn.Module):
         return x + self.conv2(self.conv1(x, style_weights), style_weights)
 
 
-class StyleNet(nn.Module):
-    """Image transformer with conditional instance norm. Input and output: RGB in [0, 1], [B, 3, H, W] with H
-    and W multiples of 4 (see :func:`multistyle.inference.pad_to_multiple`)."""
+class StyleBankNet(nn.Module):
+    """Shared style-bank operations of every multi-style network: styles live in the γ/β tables of its
+    :class:`ConditionalInstanceNorm` layers. Subclasses set ``architecture`` and ``multiple`` (input H and W
+    must be multiples of it) and implement ``forward(x, style)`` and :meth:`arch_params`."""
 
-    def __init__(self, num_styles: int, width: float = 1.0) -> None:
-        super().__init__()
-        if num_styles < 1:
-            raise ValueError("a StyleNet needs at least one style")
-        self.width = float(width)
-        c1, c2, c3 = scaled_channels(width)
-        self.layers = nn.ModuleList([
-            ConvCIN(3, c1, 9, num_styles),
-            ConvCIN(c1, c2, 3, num_styles, stride=2),
-            ConvCIN(c2, c3, 3, num_styles, stride=2),
-            *[ResidualCIN(c3, num_styles) for _ in range(NUM_RESIDUAL)],
-            ConvCIN(c3, c2, 3, num_styles, upsample=True),
-            ConvCIN(c2, c1, 3, num_styles, upsample=True),
-        ])
-        self.output = ConvCIN(c1, 3, 9, num_styles, relu=False)
+    architecture = ""
+    multiple = 4
+    width: float
+
+    def arch_params(self) -> dict:
+        """What model-file metadata must hold (besides ``architecture`` and ``num_styles``) to rebuild this net."""
+        return {"width": self.width}
 
     @property
     def num_styles(self) -> int:
-        return self.output.norm.gamma.shape[0]
+        return self.norms()[-1].gamma.shape[0]
 
     def norms(self) -> list[ConditionalInstanceNorm]:
         """Every conditional instance norm, in forward order."""
@@ -104,13 +97,7 @@ class StyleNet(nn.Module):
             style = F.one_hot(style.long().reshape(-1), self.num_styles).float()
         if style.dim() == 1:
             style = style.unsqueeze(0)
-        return style.to(self.output.norm.gamma.device).expand(batch, -1)
-
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        weights = self.style_weights(style, x.shape[0])
-        for layer in self.layers:
-            x = layer(x, weights)
-        return torch.sigmoid(self.output(x, weights))
+        return style.to(self.norms()[-1].gamma.device).expand(batch, -1)
 
     # ---- style bank operations -------------------------------------------------------------------------------
 
@@ -166,6 +153,160 @@ class StyleNet(nn.Module):
         """Copies of one style's γ/β rows, keyed by parameter name."""
         return {name: p.detach()[index].clone() for name, p in self.named_parameters()
                 if name.endswith((".gamma", ".beta"))}
+
+
+
+class StyleNet(StyleBankNet):
+    """Image transformer with conditional instance norm. Input and output: RGB in [0, 1], [B, 3, H, W] with H
+    and W multiples of 4 (see :func:`multistyle.inference.pad_to_multiple`)."""
+
+    architecture = ARCHITECTURE
+    multiple = 4
+
+    def __init__(self, num_styles: int, width: float = 1.0) -> None:
+        super().__init__()
+        if num_styles < 1:
+            raise ValueError("a StyleNet needs at least one style")
+        self.width = float(width)
+        c1, c2, c3 = scaled_channels(width)
+        self.layers = nn.ModuleList([
+            ConvCIN(3, c1, 9, num_styles),
+            ConvCIN(c1, c2, 3, num_styles, stride=2),
+            ConvCIN(c2, c3, 3, num_styles, stride=2),
+            *[ResidualCIN(c3, num_styles) for _ in range(NUM_RESIDUAL)],
+            ConvCIN(c3, c2, 3, num_styles, upsample=True),
+            ConvCIN(c2, c1, 3, num_styles, upsample=True),
+        ])
+        self.output = ConvCIN(c1, 3, 9, num_styles, relu=False)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        weights = self.style_weights(style, x.shape[0])
+        for layer in self.layers:
+            x = layer(x, weights)
+        return torch.sigmoid(self.output(x, weights))
+
+
+ARCHITECTURE_V2 = "cin-fast-v2"
+BLOCK_KINDS = ("conv", "dw")
+
+
+def instance_norm_affine(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, relu: bool = False,
+                         eps: float = 1e-5) -> torch.Tensor:
+    """Instance norm of [B, C, H, W] then ``x * gamma + beta`` (both [B|1, C, 1, 1]), optionally ReLU, computed
+    in ``x``'s own memory format: F.instance_norm copies a channels_last tensor to NCHW and back, which made the
+    norms cost more than the convs of the v2 net on CPU. Two-pass (centred) variance, so fp16 stays accurate."""
+    x = x - x.mean((2, 3), keepdim=True)
+    var = (x * x).mean((2, 3), keepdim=True)
+    out = torch.addcmul(beta, x, gamma * torch.rsqrt(var + eps))
+    return out.relu_() if relu else out
+
+
+def norm_affine(norm: nn.Module, style_weights: torch.Tensor, dtype: torch.dtype
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """γ, β as [B|1, C, 1, 1] of a :class:`ConditionalInstanceNorm` (style rows mixed by ``style_weights``) or of an
+    affine ``nn.InstanceNorm2d`` (the same for every style)."""
+    if isinstance(norm, ConditionalInstanceNorm):
+        w = style_weights.to(norm.gamma.dtype)
+        return (w @ norm.gamma).to(dtype)[:, :, None, None], (w @ norm.beta).to(dtype)[:, :, None, None]
+    return norm.weight.to(dtype)[None, :, None, None], norm.bias.to(dtype)[None, :, None, None]
+
+
+class ConvNorm(nn.Module):
+    """Zero-padded conv (no separate padding copy) → instance norm, conditional (per-style γ/β) or plain with
+    one learned affine → optional ReLU. ``depthwise``: a 3×3 depthwise conv then a 1×1 conv (separable)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, num_styles: int, stride: int = 1, relu: bool = True,
+                 conditional: bool = True, depthwise: bool = False) -> None:
+        super().__init__()
+        self.relu = relu
+        if depthwise:
+            self.conv = nn.Sequential(nn.Conv2d(cin, cin, kernel, stride, kernel // 2, groups=cin, bias=False),
+                                      nn.Conv2d(cin, cout, 1))
+        else:
+            self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2)
+        self.norm = ConditionalInstanceNorm(cout, num_styles) if conditional else nn.InstanceNorm2d(cout, affine=True)
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        gamma, beta = norm_affine(self.norm, style_weights, x.dtype)
+        return instance_norm_affine(self.conv(x), gamma, beta, self.relu)
+
+
+class ResidualV2(nn.Module):
+    """Two :class:`ConvNorm` (full 3×3 or depthwise-separable) with a skip connection."""
+
+    def __init__(self, channels: int, num_styles: int, depthwise: bool, conditional: bool = True) -> None:
+        super().__init__()
+        self.conv1 = ConvNorm(channels, channels, 3, num_styles, conditional=conditional, depthwise=depthwise)
+        self.conv2 = ConvNorm(channels, channels, 3, num_styles, relu=False, conditional=conditional,
+                              depthwise=depthwise)
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.conv1(x, style_weights), style_weights)
+
+
+class FastStyleNet(StyleBankNet):
+    """v2, latency-first: the same encoder / residual body / decoder as :class:`StyleNet` without its two
+    full-resolution 9×9 convs. Space-to-depth (pixel_unshuffle ×2) → 3×3 conv at 1/2 res → 3×3/2 conv → ``blocks``
+    residual blocks at 1/4 res → nearest ×2 + 3×3 conv at 1/2 res → 3×3 conv to 12 channels → pixel_shuffle ×2
+    → conditional instance norm on RGB → sigmoid. Channels: v1's second and third stage (64, 128) × ``width``.
+    ``block``: "conv" (two 3×3 convs per block) or "dw" (depthwise-separable). ``cond_encoder=False`` uses plain
+    instance norm in the encoder (styles live in the body and decoder only). Input H, W: multiples of 4."""
+
+    architecture = ARCHITECTURE_V2
+    multiple = 4
+
+    def __init__(self, num_styles: int, width: float = 0.25, blocks: int = 3, block: str = "conv",
+                 cond_encoder: bool = True) -> None:
+        super().__init__()
+        if num_styles < 1:
+            raise ValueError("a FastStyleNet needs at least one style")
+        if block not in BLOCK_KINDS:
+            raise ValueError(f"block must be one of {BLOCK_KINDS}, not {block!r}")
+        if not (isinstance(blocks, int) and 0 <= blocks <= 16):
+            raise ValueError(f"blocks must be an integer in 0..16, not {blocks!r}")
+        self.width, self.blocks, self.block, self.cond_encoder = float(width), blocks, block, bool(cond_encoder)
+        _, c1, c2 = scaled_channels(width)
+        self.encoder = nn.ModuleList([
+            ConvNorm(12, c1, 3, num_styles, conditional=cond_encoder),
+            ConvNorm(c1, c2, 3, num_styles, stride=2, conditional=cond_encoder),
+        ])
+        self.body = nn.ModuleList([ResidualV2(c2, num_styles, block == "dw") for _ in range(blocks)])
+        self.up = ConvNorm(c2, c1, 3, num_styles)
+        self.head = nn.Conv2d(c1, 12, 3, 1, 1)
+        self.output_norm = ConditionalInstanceNorm(3, num_styles)
+
+    def arch_params(self) -> dict:
+        return {"width": self.width, "blocks": self.blocks, "block": self.block, "cond_encoder": self.cond_encoder}
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        weights = self.style_weights(style, x.shape[0])
+        x = F.pixel_unshuffle(x, 2)
+        for layer in self.encoder:
+            x = layer(x, weights)
+        for layer in self.body:
+            x = layer(x, weights)
+        x = self.up(F.interpolate(x, scale_factor=2.0, mode="nearest"), weights)
+        x = F.pixel_shuffle(self.head(x), 2)
+        gamma, beta = norm_affine(self.output_norm, weights, x.dtype)
+        return torch.sigmoid(instance_norm_affine(x, gamma, beta))
+
+
+def _build_v1(num_styles: int, meta: dict) -> StyleBankNet:
+    return StyleNet(num_styles, float(meta["width"]))
+
+
+def _build_v2(num_styles: int, meta: dict) -> StyleBankNet:
+    return FastStyleNet(num_styles, float(meta["width"]), int(meta["blocks"]), str(meta["block"]),
+                        bool(meta["cond_encoder"]))
+
+
+ARCHITECTURES = {ARCHITECTURE: _build_v1, ARCHITECTURE_V2: _build_v2}
+
+
+def build_network(architecture: str, num_styles: int, meta: dict) -> StyleBankNet:
+    """The network an architecture name and its metadata (``arch_params``) describe; KeyError/ValueError/TypeError
+    on missing or bad parameters, KeyError for an unknown architecture."""
+    return ARCHITECTURES[architecture](num_styles, meta)
 
 
 def style_weight_matrix(num_styles: int, mix: Sequence[tuple[int, float]]) -> torch.Tensor:

@@ -1,0 +1,210 @@
+"""Architecture study for the v2 default model (registered into ``multistyle.bench`` as ``arch``): parameters,
+GFLOPs and CPU latency of candidate networks against v1, and inference engines for the chosen v2 net.
+
+Latency: channels_last, inference_mode, median of repeated single-frame passes after warm-up. The candidates are
+timed interleaved (round-robin inside each resolution), so load from other processes hits all of them alike;
+ratios are against v1 measured in the same run. GFLOPs count convolutions and matmuls (FlopCounterMode: 2 per
+multiply-add); norms, padding and activations are memory-bound and not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .benchkit import register, table
+from .network import FastStyleNet, StyleBankNet, StyleNet
+
+RESOLUTIONS = [(320, 240), (640, 480), (1280, 720)]
+NUM_STYLES = 13
+
+
+def candidates(num_styles: int = NUM_STYLES) -> dict[str, Callable[[], StyleBankNet]]:
+    """Name → constructor of each candidate; "v1" is today's default, "v2" the chosen v2 configuration."""
+    return {
+        "v1 (StyleNet w0.25)": lambda: StyleNet(num_styles, 0.25),
+        "v2 (FastStyleNet w0.25, 3 conv blocks)": lambda: FastStyleNet(num_styles, 0.25, 3, "conv"),
+        "v2 w0.25, 2 conv blocks": lambda: FastStyleNet(num_styles, 0.25, 2, "conv"),
+        "v2 w0.25, 5 conv blocks": lambda: FastStyleNet(num_styles, 0.25, 5, "conv"),
+        "v2 w0.25, 5 dw blocks": lambda: FastStyleNet(num_styles, 0.25, 5, "dw"),
+        "v2 w0.375, 4 dw blocks": lambda: FastStyleNet(num_styles, 0.375, 4, "dw"),
+    }
+
+
+def gflops(net: torch.nn.Module, size: tuple[int, int]) -> float:
+    """Conv/matmul GFLOPs of one [1, 3, H, W] forward pass."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    w, h = size
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        net(torch.rand(1, 3, h, w), torch.tensor([0]))
+    return counter.get_total_flops() / 1e9
+
+
+def frame(size: tuple[int, int], channels_last: bool = True) -> torch.Tensor:
+    w, h = size
+    x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def interleaved_ms(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 2) -> dict[str, float]:
+    """Median ms per call of each function, timed round-robin (``warmup`` untimed rounds first)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for i in range(warmup + repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            if i >= warmup:
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _runner(net: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    style = torch.tensor([0])
+
+    def run() -> object:
+        with torch.inference_mode():
+            return net(x, style)
+    return run
+
+
+def cpu_flags() -> str:
+    """The AVX flags of this CPU (``lscpu | grep -o 'avx[^ ]*' | sort -u``)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    flags = sorted({w for w in out.split() if w.startswith("avx")})
+    return " ".join(flags) or "no AVX"
+
+
+def bench_arch(args: argparse.Namespace) -> dict:
+    """Candidates × resolutions × {2, 1} threads, then engines for the chosen v2 at 640×480."""
+    threads_before = torch.get_num_threads()
+    nets = {}
+    for name, make in candidates().items():
+        torch.manual_seed(0)
+        nets[name] = make().eval().to(memory_format=torch.channels_last)
+    sizes = RESOLUTIONS[:2] if args.quick else RESOLUTIONS
+    rows = {name: {"params": sum(p.numel() for p in net.parameters()), "gflops": gflops(net, (640, 480))}
+            for name, net in nets.items()}
+    thread_counts = [2, 1]
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        for size in sizes:
+            x = frame(size)
+            repeat = {320: 15, 640: 9, 1280: 5}[size[0]] if not args.quick else 3
+            ms = interleaved_ms({n: _runner(net, x) for n, net in nets.items()}, repeat)
+            for name, value in ms.items():
+                rows[name][f"{size[0]}x{size[1]}@{threads}"] = value
+    torch.set_num_threads(threads_before)
+    v1 = next(iter(rows))
+    headers = ["candidate", "params", "GFLOPs 640x480"]
+    keys = [f"{w}x{h}@{t}" for t in thread_counts for w, h in sizes]
+    headers += [f"ms {k.replace('@', ', ')} thr" for k in keys] + [f"vs v1 {k.replace('@', ', ')} thr" for k in keys]
+    body = [[name, r["params"], r["gflops"], *[r[k] for k in keys], *[r[k] / rows[v1][k] for k in keys]]
+            for name, r in rows.items()]
+    print(f"CPU flags: {cpu_flags()}\n")
+    print(table("Architecture candidates: CPU latency (channels_last, median, interleaved)", headers, body))
+    engines = bench_engines(args)
+    return {"arch": [{"candidate": n, **r} for n, r in rows.items()], "arch_engines": engines}
+
+
+def _onnx_session(net: torch.nn.Module, threads: int):
+    import warnings
+
+    import onnxruntime as ort
+
+    from .inference import OnnxWrapper
+
+    path = Path(tempfile.mkdtemp(prefix="multistyle-arch-")) / "net.onnx"
+    example = (torch.rand(1, 3, 64, 64), torch.full((1, NUM_STYLES), 1.0 / NUM_STYLES))
+    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "style_weights": {0: "batch"},
+            "stylized": {0: "batch", 2: "height", 3: "width"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(OnnxWrapper(net.to(memory_format=torch.contiguous_format)), example, str(path),
+                          input_names=["image", "style_weights"], output_names=["stylized"], dynamic_axes=axes,
+                          opset_version=17, dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def bench_engines(args: argparse.Namespace) -> list[dict]:
+    """The chosen v2 (and v1 for reference) at 640×480 in eager NCHW / channels_last, onnxruntime and
+    torch.compile, on 2 and 1 threads; agreement with eager is checked (max abs difference)."""
+    import numpy as np
+
+    size = (640, 480)
+    makers = list(candidates().items())[:2]
+    rows = []
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        fns, outs = {}, {}
+        for label, make in makers:
+            torch.manual_seed(0)
+            net = make().eval()
+            short = label.split(" ")[0]
+            x_nchw, x_cl = frame(size, False), frame(size, True)
+            fns[f"{short} eager NCHW"] = _runner(net, x_nchw)
+            net_cl = make().eval()
+            net_cl.load_state_dict(net.state_dict())
+            net_cl = net_cl.to(memory_format=torch.channels_last)
+            fns[f"{short} eager channels_last"] = _runner(net_cl, x_cl)
+            reference = fns[f"{short} eager NCHW"]()
+            session = _onnx_session(copy.deepcopy(net), threads)
+            session_net = session  # keep alive in the closure
+            feed = {"image": x_nchw.numpy(), "style_weights": np.eye(NUM_STYLES, dtype=np.float32)[:1]}
+            fns[f"{short} onnxruntime"] = lambda s=session_net, f=feed: s.run(None, f)
+            onnx_out = torch.from_numpy(fns[f"{short} onnxruntime"]()[0])
+            outs[f"{short} onnxruntime"] = float((onnx_out - reference).abs().max())
+            if not args.quick:
+                compiled = _compiled(make, net)
+                if compiled is not None:
+                    fns[f"{short} torch.compile (inductor)"] = _runner(compiled, x_cl)
+                    outs[f"{short} torch.compile (inductor)"] = float(
+                        (fns[f"{short} torch.compile (inductor)"]() - reference).abs().max())
+            outs[f"{short} eager channels_last"] = float((fns[f"{short} eager channels_last"]() - reference).abs().max())
+            outs[f"{short} eager NCHW"] = 0.0
+        ms = interleaved_ms(fns, 5 if args.quick else 9)
+        base = ms["v1 eager channels_last"]
+        for name, value in ms.items():
+            rows.append({"engine": name, "threads": threads, "ms": value, "vs_v1_eager_cl": value / base,
+                         "max_abs_diff": outs.get(name, float("nan"))})
+    torch.set_num_threads(2)
+    print(table("Engines at 640x480 (median ms, interleaved; ratio vs v1 eager channels_last on the same threads)",
+                ["engine", "threads", "ms", "vs v1 eager channels_last", "max |diff| vs eager NCHW"],
+                [[r["engine"], r["threads"], r["ms"], r["vs_v1_eager_cl"], r["max_abs_diff"]] for r in rows]))
+    return rows
+
+
+def _compiled(make: Callable[[], StyleBankNet], net: torch.nn.Module):
+    """torch.compile'd channels_last copy of ``net`` (warmed up on a 640×480 frame), or None if it fails."""
+    try:
+        clone = make().eval()
+        clone.load_state_dict(net.state_dict())
+        clone = clone.to(memory_format=torch.channels_last)
+        compiled = torch.compile(clone, dynamic=False)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            compiled(frame((640, 480)), torch.tensor([0]))
+        print(f"torch.compile warm-up: {time.perf_counter() - start:.1f} s")
+        return compiled
+    except Exception as exc:  # noqa: BLE001 — a compiler failure is a result of the study, not a crash
+        print(f"torch.compile failed: {exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}")
+        return None
+
+
+register("arch", bench_arch)

@@ -1,0 +1,172 @@
+"""The v2 (cin-fast-v2) network, its model files beside v1's, and distillation from v1. Real networks, tiny sizes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from multistyle.checkpoint import ModelFile, StyleInfo, load_model, read_metadata, save_model
+from multistyle.distill import DistillConfig, distill, distill_loss, make_student, target_weights
+from multistyle.errors import ModelFileError
+from multistyle.inference import Stylizer, pad_to_multiple
+from multistyle.models import PACKAGED_MODEL
+from multistyle.network import FastStyleNet, StyleNet, instance_norm_affine
+
+from conftest import CONTENT, ROOT
+
+
+def styled_v2(num_styles: int = 3, **kw) -> FastStyleNet:
+    """A v2 net whose styles differ (γ/β rows drawn at random), seeded."""
+    torch.manual_seed(0)
+    net = FastStyleNet(num_styles, **kw)
+    with torch.no_grad():
+        for p in net.style_parameters():
+            p.normal_(1.0, 0.5)
+    return net.eval()
+
+
+def model_of(net) -> ModelFile:
+    return ModelFile(net, [StyleInfo(f"style{i}") for i in range(net.num_styles)], {"style_weight": 100.0})
+
+
+def test_forward_odd_sizes_after_padding_and_through_the_stylizer():
+    net = styled_v2()
+    x = torch.rand(2, 3, 29, 37)
+    padded, (h, w) = pad_to_multiple(x, net.multiple)
+    out = net(padded, torch.tensor([0, 2]))[..., :h, :w]
+    assert out.shape == (2, 3, 29, 37) and 0 <= out.min() and out.max() <= 1
+    assert not torch.allclose(out[0], net(padded[:1], torch.tensor([1]))[0, :, :h, :w])  # styles differ
+    stylized = Stylizer(model_of(net), "cpu")(x[:1], torch.tensor([[0.5, 0.5, 0.0]]))
+    assert stylized.shape == (1, 3, 29, 37) and 0 <= stylized.min() and stylized.max() <= 1
+
+
+def test_fused_norm_matches_instance_norm_in_channels_last():
+    x = (torch.randn(2, 5, 12, 9) * 0.1 + 3).contiguous(memory_format=torch.channels_last)
+    gamma, beta = torch.rand(2, 5, 1, 1), torch.rand(2, 5, 1, 1)
+    expected = torch.nn.functional.instance_norm(x, eps=1e-5) * gamma + beta
+    assert torch.allclose(instance_norm_affine(x, gamma, beta), expected, atol=1e-5)
+    assert torch.equal(instance_norm_affine(x, gamma, beta, relu=True), instance_norm_affine(x, gamma, beta).relu())
+
+
+@pytest.mark.parametrize("kw", [{}, {"blocks": 2, "block": "dw", "cond_encoder": False}])
+def test_save_load_round_trip(tmp_path, kw):
+    net = styled_v2(**kw)
+    path = save_model(model_of(net), tmp_path / "v2.safetensors")
+    meta = read_metadata(path)
+    assert meta["architecture"] == "cin-fast-v2" and meta["blocks"] == net.blocks and meta["block"] == net.block
+    loaded, _ = load_model(path)
+    assert isinstance(loaded.net, FastStyleNet) and loaded.net.arch_params() == net.arch_params()
+    x = torch.rand(1, 3, 16, 24)
+    assert torch.equal(loaded.net(x, torch.tensor([1])), net(x, torch.tensor([1])))
+
+
+# The packaged v1 model's output on a seeded 24x32 input for a 0.6/0.4 mix of styles 3 and 7, computed with the
+# v1 code before v2 existed (every 8th pixel, and the per-channel means).
+V1_PIXELS = [0.70771766, 0.64105487, 0.58199948, 0.49758255, 0.40854099, 0.38707414, 0.18114276, 0.19434448,
+             0.80881023, 0.82766467, 0.48517653, 0.63002843, 0.74881411, 0.66867948, 0.61026984, 0.51818496,
+             0.52411395, 0.44069237, 0.23969349, 0.27348113, 0.63867188, 0.76782924, 0.48107517, 0.63156968,
+             0.69722372, 0.62274480, 0.53240180, 0.66997403, 0.61304486, 0.45110813, 0.37537631, 0.46836960,
+             0.60183477, 0.64100295, 0.60919547, 0.57876283]
+V1_MEANS = [0.45536682, 0.50156069, 0.50517517]
+
+
+def test_v1_file_still_loads_with_the_same_output():
+    assert read_metadata(PACKAGED_MODEL)["architecture"] == "cin-transformer-v1", \
+        "the packaged model is no longer v1: point this test at a kept v1 file"
+    model, _ = load_model(PACKAGED_MODEL)
+    assert type(model.net) is StyleNet and "layers.0.conv.weight" in model.net.state_dict()
+    x = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
+    w = torch.zeros(1, 13)
+    w[0, 3], w[0, 7] = 0.6, 0.4
+    with torch.no_grad():
+        out = model.net(x, w)
+    assert torch.allclose(out[0, :, ::8, ::8].flatten(), torch.tensor(V1_PIXELS), atol=1e-5)
+    assert torch.allclose(out.mean((2, 3)).flatten(), torch.tensor(V1_MEANS), atol=1e-5)
+
+
+def rewrite_metadata(path, change) -> None:
+    with safe_open(str(path), framework="pt") as handle:
+        meta = json.loads(handle.metadata()["multistyle"])
+    change(meta)
+    save_file(load_file(str(path)), str(path), metadata={"multistyle": json.dumps(meta)})
+
+
+def test_unknown_architecture_and_missing_arch_params_are_clear_errors(tmp_path):
+    path = save_model(model_of(styled_v2()), tmp_path / "v2.safetensors")
+    rewrite_metadata(path, lambda m: m.update(architecture="cin-future-v9"))
+    with pytest.raises(ModelFileError, match="cin-future-v9.*does not know"):
+        load_model(path)
+    path = save_model(model_of(styled_v2()), tmp_path / "v2b.safetensors")
+    rewrite_metadata(path, lambda m: m.pop("blocks"))
+    with pytest.raises(ModelFileError, match="incomplete"):
+        load_model(path)
+
+
+def test_append_and_freeze_keep_old_styles_bit_identical():
+    net = styled_v2().train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    old_rows = net.style_rows(1)
+    [new] = net.append_styles(1, init_from=0)
+    tables = net.freeze_except_styles([new])
+    optimizer = torch.optim.Adam(tables, lr=0.1)
+    for _ in range(3):
+        loss = net(torch.rand(2, 3, 16, 16), torch.tensor([new, new])).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = net.state_dict()
+    assert all(torch.equal(after[k][:3], before[k]) for k in before if k.endswith((".gamma", ".beta")))
+    assert all(torch.equal(after[k], before[k]) for k in before if not k.endswith((".gamma", ".beta")))
+    assert all(torch.equal(net.style_rows(1)[k], v) for k, v in old_rows.items())
+    assert not torch.equal(net.style_rows(new)["output_norm.beta"], net.style_rows(0)["output_norm.beta"])
+
+
+@pytest.fixture
+def teacher_file(tmp_path):
+    torch.manual_seed(1)
+    teacher = StyleNet(2, 0.25)
+    with torch.no_grad():
+        for p in teacher.style_parameters():
+            p.normal_(1.0, 0.3)
+    return save_model(model_of(teacher.eval()), tmp_path / "teacher.safetensors")
+
+
+def tiny_config(steps: int) -> DistillConfig:
+    return DistillConfig(size=32, photo_size=48, batch=2, steps=steps, lr=5e-3, workers=0, checkpoint_seconds=1e6)
+
+
+PHOTOS = [CONTENT / n for n in ("chelsea_cat.jpg", "coffee.jpg", "kodak_houses.jpg")]
+
+
+def test_student_starts_from_the_teacher_body():
+    teacher = load_model(ROOT / "multistyle" / "assets" / "default.safetensors")[0].net
+    student = make_student(teacher, DistillConfig(blocks=5))
+    for i in range(5):
+        assert torch.equal(student.body[i].conv1.conv.weight, teacher.layers[3 + i].conv1.conv.weight)
+        assert torch.equal(student.body[i].conv2.norm.gamma, teacher.layers[3 + i].conv2.norm.gamma)
+    assert torch.equal(student.output_norm.beta, teacher.output.norm.beta)
+
+
+def test_distillation_lowers_the_loss_and_resumes_exactly(tmp_path, teacher_file):
+    teacher = load_model(teacher_file)[0].net
+    batch = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    weights = target_weights(2, 2, 0.5, torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        target = teacher(batch, weights)
+        before = float(distill_loss(make_student(teacher, tiny_config(1))(batch, weights), target, 1.0)["total"])
+    straight = distill(teacher_file, PHOTOS, tmp_path / "a.safetensors", tiny_config(12), log=lambda s: None)
+    with torch.no_grad():
+        after = float(distill_loss(straight.net(batch, weights), target, 1.0)["total"])
+    assert after < before
+    distill(teacher_file, PHOTOS, tmp_path / "b.safetensors", tiny_config(5), log=lambda s: None)
+    resumed = distill(teacher_file, PHOTOS, tmp_path / "b.safetensors", tiny_config(12), resume=True,
+                      log=lambda s: None)
+    assert resumed.extra["step"] == 12
+    a, b = straight.net.state_dict(), resumed.net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    saved, _ = load_model(tmp_path / "b.safetensors")
+    assert saved.net.arch_params() == straight.net.arch_params() and saved.style_names == ["style0", "style1"]
