@@ -1,7 +1,8 @@
 """Real-time style transfer filter for a webcam, a video file or a stream.
 
 Keys: n/p next/previous style, 0-9 pick, m mix with the next style, [ ] move the blend, +/- strength,
-c colour preservation, f flicker reduction, space snapshot, r start/stop recording, q/Esc quit.
+, . smaller/larger stroke scale, c colour preservation, f flicker reduction, space snapshot,
+r start/stop recording, q/Esc quit.
 Headless (servers, tests): --headless --output out.mp4 [--max-frames N].
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from multistyle.cliutil import Parser, positive_int, run_guarded  # noqa: E402
+from multistyle.inference import SCALE_RANGE  # noqa: E402
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,6 +32,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="no window; needs --output")
     p.add_argument("--output", help="write the stylized video here (.mp4)")
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help=f"starting stroke scale {SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g}: the network runs at scale x "
+                        "--size (0.5: bolder strokes, ~4x cheaper); keys , and . change it (default 1)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network for the fixed frame size (CUDA graphs on CUDA); the first frame "
+                        "takes a while")
     p.add_argument("--save-dir", default=".", help="where snapshots and recordings go (default: current folder)")
     return p
 
@@ -43,20 +51,25 @@ def main(argv: list[str] | None = None) -> int:
     def job() -> int:
         import cv2
 
-        from multistyle.inference import get_stylizer, parse_style_arg, style_weights
-        from multistyle.video import Controls, FrameStylizer, VideoRecorder, draw_hud, parse_source, run_pipeline
+        from multistyle.inference import check_scale, get_stylizer, parse_style_arg, style_weights
+        from multistyle.video import (Controls, FrameStylizer, VideoRecorder, draw_hud, parse_source, run_pipeline,
+                                      source_fps)
 
+        scale = check_scale(args.scale)
         stylizer = get_stylizer(args.model, args.device)
-        controls = Controls(stylizer.names, flicker=not args.no_flicker_reduction)
+        controls = Controls(stylizer.names, flicker=not args.no_flicker_reduction, scale=scale)
         start_weights = style_weights(parse_style_arg(args.style), stylizer.names)[0]
         top = start_weights.argsort(descending=True).tolist()
         controls.style = top[0]
         if start_weights[top[1]] > 0 if len(top) > 1 else False:
             controls.mix_with, controls.mix = top[1], float(start_weights[top[1]])
-        process = FrameStylizer(stylizer, controls, args.size)
+        process = FrameStylizer(stylizer, controls, args.size, compile=args.compile)
         source = parse_source(args.source)
-        source_fps = cv2.VideoCapture(source).get(cv2.CAP_PROP_FPS) if isinstance(source, str) else 0.0
-        output = VideoRecorder(args.output, source_fps if 1 <= source_fps <= 240 else 25.0) if args.output else None
+        output = VideoRecorder(args.output) if args.output else None
+
+        def on_open(cap) -> None:  # the pipeline's own capture: no second open of the source
+            if output is not None:
+                output.fps = source_fps(cap) if isinstance(source, str) else 25.0
         save_dir = Path(args.save_dir)
         recording: list[VideoRecorder] = []
         fps = {"value": 0.0, "last": time.perf_counter()}
@@ -88,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             return controls.handle_key(cv2.waitKey(1))
 
         try:
-            stats = run_pipeline(source, process, sink, args.max_frames)
+            stats = run_pipeline(source, process, sink, args.max_frames, on_open=on_open)
         finally:
             if output is not None:
                 output.close()

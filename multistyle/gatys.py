@@ -31,7 +31,7 @@ class GatysConfig:
     steps: int = 100
     optimizer: str = "lbfgs"
     lr: float | None = None  # None: 1.0 for L-BFGS, 0.02 for Adam
-    init: str = "content"  # "content", "noise" or an image path
+    init: str | torch.Tensor = "content"  # "content", "noise", an image path or a [1, 3, H, W] tensor in [0, 1]
     noise_ratio: float = 0.0
     seed: int | None = 0
     min_size: int = 64  # coarsest scale of the √2 pyramid
@@ -54,6 +54,8 @@ class GatysConfig:
             raise ValueError(f"preserve_color must be one of {COLOR_MODES}, not {self.preserve_color!r}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"learning rate must be > 0, not {self.lr}")
+        if isinstance(self.init, torch.Tensor) and not (self.init.dim() == 4 and self.init.shape[:2] == (1, 3)):
+            raise ValueError(f"an init image tensor must be [1, 3, H, W], not {tuple(self.init.shape)}")
 
 
 def pyramid(size: int, min_size: int) -> list[int]:
@@ -83,6 +85,11 @@ ProgressFn = Callable[[int, int, dict[str, float]], None]  # (iteration, total, 
 
 def _initial_image(config: GatysConfig, content: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     noise = torch.rand(content.shape, generator=generator).to(content.device)
+    if isinstance(config.init, torch.Tensor):  # e.g. the fast network's output (refine mode)
+        init = config.init.float().to(content.device)
+        if init.shape[-2:] != content.shape[-2:]:
+            init = kornia.geometry.transform.resize(init, content.shape[-2:], antialias=True)
+        return torch.lerp(init, noise, config.noise_ratio) if config.noise_ratio else init.clone()
     if config.init == "content":
         return torch.lerp(content, noise, config.noise_ratio)
     if config.init == "noise":

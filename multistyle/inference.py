@@ -91,6 +91,42 @@ def pad_to_multiple(image: torch.Tensor, multiple: int = 4) -> tuple[torch.Tenso
     return image, (h, w)
 
 
+SCALE_RANGE = (0.1, 4.0)
+UPSAMPLE_MODES = ("bilinear", "guided")
+DEFAULT_UPSAMPLE = "bilinear"  # see MODEL.md, "Stroke scale, refine"
+GUIDED_RADIUS, GUIDED_EPS = 4, 1e-2  # guided filter window (at the network's resolution) and regulariser
+
+
+def check_scale(scale: float) -> float:
+    """Stroke scale: the network runs at ``scale`` × the image's size; must be a number in 0.1..4."""
+    lo, hi = SCALE_RANGE
+    if isinstance(scale, bool) or not (isinstance(scale, (int, float)) and math.isfinite(scale) and lo <= scale <= hi):
+        raise StyleError(f"scale must be a number between {lo:g} and {hi:g} (network size / image size), "
+                         f"not {scale!r}")
+    return float(scale)
+
+
+def resample_to(out: torch.Tensor, size: tuple[int, int], guide: torch.Tensor | None = None,
+                mode: str = DEFAULT_UPSAMPLE) -> torch.Tensor:
+    """Bring a stylized image [B, 3, h, w] back to ``size`` (H, W). Shrinking is antialiased bilinear. Growing is
+    bilinear, or with ``mode="guided"`` a fast guided filter (kornia ``guided_blur``) with ``guide`` (the photo at
+    full size) as guide: edges follow the photo instead of the blurred small result."""
+    if mode not in UPSAMPLE_MODES:
+        raise StyleError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, not {mode!r}")
+    if tuple(out.shape[-2:]) == tuple(size):
+        return out
+    shrink = out.shape[-2] > size[0]
+    up = F.interpolate(out, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    if shrink or mode == "bilinear" or guide is None:
+        return up
+    from kornia.filters import guided_blur
+
+    sub = max(1, round(size[0] / out.shape[-2]))
+    kernel = 2 * GUIDED_RADIUS * sub + 1
+    dtype = up.dtype
+    return guided_blur(guide.float(), up.float(), kernel, GUIDED_EPS, subsample=sub).to(dtype).clamp(0, 1)
+
+
 class Stylizer:
     """A model on a device, ready to stylize tensors (fp16 + channels_last on CUDA)."""
 
@@ -108,19 +144,40 @@ class Stylizer:
         return self.model.style_names
 
     @torch.inference_mode()
-    def __call__(self, image: torch.Tensor, weights: torch.Tensor, strength: float = 1.0,
-                 preserve_color: bool = False) -> torch.Tensor:
-        """[B, 3, H, W] float in [0, 1] (any H, W ≥ 1) → stylized, same shape, float32 on the CPU."""
-        x = image.to(self.device, self.dtype)
-        padded, (h, w) = pad_to_multiple(x)
+    def raw(self, x: torch.Tensor, weights: torch.Tensor, scale: float = 1.0,
+            upsample: str = DEFAULT_UPSAMPLE, net: torch.nn.Module | None = None) -> torch.Tensor:
+        """The network's output for ``x`` [B, 3, H, W] on this device, float32, same size as ``x``; with
+        ``scale`` ≠ 1 the network sees ``x`` resized by ``scale`` (bolder strokes below 1, finer above).
+        ``net``: another module with the same weights (e.g. a compiled one) to run instead."""
+        x = x.to(self.device)
+        h, w = x.shape[-2:]
+        small = x
+        if scale != 1.0:
+            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            small = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
+        padded, (sh, sw) = pad_to_multiple(small.to(self.dtype))
         padded = padded.contiguous(memory_format=torch.channels_last)
-        out = self.net(padded, weights.to(self.device))[..., :h, :w].float()
-        x = x.float()
+        out = (net or self.net)(padded, weights.to(self.device))[..., :sh, :sw].float()
+        return resample_to(out, (h, w), x, upsample) if scale != 1.0 else out
+
+    @staticmethod
+    def finish(out: torch.Tensor, x: torch.Tensor, strength: float = 1.0, preserve_color: bool = False
+               ) -> torch.Tensor:
+        """Colour preservation and strength (blend with the photo ``x``) on a stylized float image, clamped."""
+        x = x.to(out.device, torch.float32)
         if preserve_color:
             out = keep_luminance(out, x)
         if strength != 1.0:
             out = torch.lerp(x, out, strength)
-        return out.clamp(0, 1).cpu()
+        return out.clamp(0, 1)
+
+    @torch.inference_mode()
+    def __call__(self, image: torch.Tensor, weights: torch.Tensor, strength: float = 1.0,
+                 preserve_color: bool = False, scale: float = 1.0, upsample: str = DEFAULT_UPSAMPLE) -> torch.Tensor:
+        """[B, 3, H, W] float in [0, 1] (any H, W ≥ 1) → stylized, same shape, float32 on the CPU."""
+        x = image.to(self.device, self.dtype)
+        out = self.raw(x, weights, scale, upsample)
+        return self.finish(out, x, strength, preserve_color).cpu()
 
 
 @lru_cache(maxsize=8)
@@ -152,23 +209,36 @@ def _as_output(result: torch.Tensor, like: object):
 
 def stylize(image: ImageLike | Sequence[ImageLike], style: StyleSpec = 0, strength: float = 1.0,
             preserve_color: bool = False, max_size: int | None = None, device: str | torch.device = "auto",
-            model: str | os.PathLike | None = None):
+            model: str | os.PathLike | None = None, scale: float = 1.0, refine: int = 0,
+            upsample: str = DEFAULT_UPSAMPLE):
     """Stylize one image or a list of images with a shipped (or given) multi-style model.
 
     ``image``: a path, PIL image, HxWx3 uint8 array, or float tensor [3|B, 3, H, W] in [0, 1]. ``style``: a
     name, an index, or a ``{name: weight}`` mix. ``strength`` 0..1 blends with the input (0 returns it).
+    ``scale`` (0.1..4): stroke scale, the network runs at ``scale`` × the image size (0.5: bolder strokes, about
+    4× cheaper; 2: finer); the result has the image's size. ``refine`` N > 0: then N Gatys iterations from the
+    network's output with the model's loss and the style's stored painting (slower, closer to the teacher).
     Returns the same kind as given (a path gives a PIL image); a list gives a list.
     """
     if isinstance(image, (list, tuple)):
-        return [stylize(i, style, strength, preserve_color, max_size, device, model) for i in image]
+        return [stylize(i, style, strength, preserve_color, max_size, device, model, scale, refine, upsample)
+                for i in image]
     strength = check_strength(strength)
+    scale = check_scale(scale)
     if max_size is not None and not (isinstance(max_size, int) and max_size >= 8):
         raise ImageError(f"max_size must be a whole number >= 8, not {max_size!r}")
+    from .refine import check_refine, refine_batch
+
+    refine = check_refine(refine)
     stylizer = get_stylizer(model, device)
     weights = style_weights(style, stylizer.names)
     x = limit_size(to_tensor(image), max_size)
-    out = stylizer(x, weights.expand(x.shape[0], -1), strength, preserve_color)
-    return _as_output(out, image)
+    if not refine:
+        out = stylizer(x, weights.expand(x.shape[0], -1), strength, preserve_color, scale, upsample)
+        return _as_output(out, image)
+    raw = stylizer.raw(x, weights.expand(x.shape[0], -1), scale, upsample)
+    raw = refine_batch(stylizer.model, x, raw, weights[0], refine, scale, stylizer.device)
+    return _as_output(stylizer.finish(raw, x, strength, preserve_color).cpu(), image)
 
 
 class OnnxWrapper(torch.nn.Module):

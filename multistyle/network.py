@@ -32,13 +32,48 @@ class ConditionalInstanceNorm(nn.Module):
         super().__init__()
         self.gamma = nn.Parameter(torch.ones(num_styles, channels))
         self.beta = nn.Parameter(torch.zeros(num_styles, channels))
+        self._affine_cache: tuple | None = None  # see affine()
+
+    def _mix(self, style_weights: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        w = style_weights.to(self.gamma.dtype)
+        return (w @ self.gamma).to(dtype)[:, :, None, None], (w @ self.beta).to(dtype)[:, :, None, None]
+
+    def affine(self, style_weights: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """γ, β [B, C, 1, 1] of a style mix. Without autograd (inference), the result is cached while the very same
+        weights tensor comes back unmodified and γ/β are unchanged (checked by storage and version counter; the
+        cache holds references, so no other tensor can take over those storages). Never cached while tracing or
+        compiling, nor for inference-mode tensors (they have no version counter)."""
+        if (torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+                or torch.onnx.is_in_onnx_export()):
+            return self._mix(style_weights, dtype)
+        try:
+            versions = (style_weights._version, self.gamma._version, self.beta._version)
+        except RuntimeError:  # an inference tensor
+            return self._mix(style_weights, dtype)
+        c = self._affine_cache
+        if (c is not None and c[1] == versions and c[2] == dtype and _same(style_weights, c[0][0])
+                and _same(self.gamma, c[0][1]) and _same(self.beta, c[0][2])):
+            return c[3]
+        with torch.inference_mode(False), torch.no_grad():  # a plain tensor, usable outside inference mode too
+            result = self._mix(style_weights, dtype)
+        self._affine_cache = ((style_weights, self.gamma.data, self.beta.data), versions, dtype, result)
+        return result
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_affine_cache"] = None  # copies and pickles start without it
+        return state
 
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         x = F.instance_norm(x, eps=1e-5)
-        w = style_weights.to(self.gamma.dtype)
-        gamma = (w @ self.gamma).to(x.dtype)[:, :, None, None]
-        beta = (w @ self.beta).to(x.dtype)[:, :, None, None]
+        gamma, beta = self.affine(style_weights, x.dtype)
         return x * gamma + beta
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same storage, offset, shape, strides, dtype and device (the same data, whether or not the same object)."""
+    return (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
+            and a.dtype == b.dtype and a.device == b.device)
 
 
 class ConvCIN(nn.Module):

@@ -6,9 +6,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -99,6 +100,8 @@ def flicker_metric(frames: list[np.ndarray], outputs: list[np.ndarray]) -> float
 
 # ---- key controls ------------------------------------------------------------------------------------------------
 
+SCALE_STEPS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)  # stroke scales the , and . keys step through
+
 @dataclass
 class Controls:
     """What the user has chosen with the keyboard. ``handle_key`` returns False when the user wants to quit."""
@@ -110,6 +113,7 @@ class Controls:
     strength: float = 1.0
     preserve_color: bool = False
     flicker: bool = True
+    scale: float = 1.0  # stroke scale: the network runs at scale × the processing size
     recording: bool = False
     snapshots: int = 0  # snapshot requests not yet served
     log: list[str] = field(default_factory=list)
@@ -140,6 +144,10 @@ class Controls:
             self.strength = max(0.0, round(self.strength - 0.1, 2))
         elif ch == "c":
             self.preserve_color = not self.preserve_color
+        elif ch in ",<":
+            self.scale = max(SCALE_STEPS[0], max([s for s in SCALE_STEPS if s < self.scale], default=SCALE_STEPS[0]))
+        elif ch in ".>":
+            self.scale = min([s for s in SCALE_STEPS if s > self.scale], default=SCALE_STEPS[-1])
         elif ch == "f":
             self.flicker = not self.flicker
         elif ch == " ":
@@ -165,10 +173,11 @@ class Controls:
 
 
 def draw_hud(frame: np.ndarray, controls: Controls, fps: float, device: str) -> np.ndarray:
-    """Style, mix, strength, flags, FPS and device in the top-left corner (in place)."""
+    """Style, mix, strength, stroke scale, flags, FPS and device in the top-left corner (in place)."""
     flags = "".join(f for f, on in ((" color", controls.preserve_color), (" deflicker", controls.flicker),
                                      (" REC", controls.recording)) if on)
-    lines = [controls.label(), f"{fps:.1f} fps  {device}  strength {controls.strength:.1f}{flags}"]
+    lines = [controls.label(), f"{fps:.1f} fps  {device}  strength {controls.strength:.1f}  "
+                               f"scale {controls.scale:g}{flags}"]
     for i, text in enumerate(lines):
         y = 20 + 20 * i
         cv2.putText(frame, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
@@ -213,30 +222,129 @@ def resize_for_processing(frame: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA) if (nh, nw) != (h, w) else frame
 
 
-class FrameStylizer:
-    """BGR uint8 frame → stylized BGR uint8 frame at processing size, with optional flicker reduction."""
+class StageTimer:
+    """Per-stage wall times of the video pipeline (each stage runs in one thread; appends are thread-safe)."""
 
-    def __init__(self, stylizer, controls: Controls, size: int) -> None:
+    def __init__(self, sync: bool = False) -> None:
+        self.sync = sync  # wait for the GPU at each stage boundary so device work is charged to its stage
+        self.times: dict[str, list[float]] = defaultdict(list)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.times[stage].append(seconds)
+
+    def mean_ms(self, skip: int = 2) -> dict[str, float]:
+        """Mean milliseconds per frame of each stage, after ``skip`` warm-up frames."""
+        return {k: 1000 * float(np.mean(v[skip:] or v)) for k, v in self.times.items() if v}
+
+
+class FrameStylizer:
+    """BGR uint8 frame → stylized BGR uint8 frame at processing size, with optional flicker reduction.
+
+    The frame goes to the device as uint8 and comes back as uint8 BGR (converted on the device: a quarter of the
+    float traffic); the style weights stay on the device until the mix changes, so the network's γ/β cache holds.
+    :meth:`infer` and :meth:`deflicker` are separate stages, run in separate threads by :func:`run_pipeline`.
+    ``compile``: run the network through ``torch.compile`` (CUDA graphs on CUDA) for the fixed frame size.
+    """
+
+    def __init__(self, stylizer, controls: Controls, size: int, timer: StageTimer | None = None,
+                 compile: bool = False) -> None:
         self.stylizer = stylizer
         self.controls = controls
         self.size = size
         self.flicker = FlickerReducer()
-        self._pin = stylizer.device.type == "cuda"
+        self.timer = timer
+        self.device = stylizer.device
+        self._cuda = self.device.type == "cuda"
+        self._weights: tuple[tuple[float, ...], torch.Tensor] | None = None
+        self.net = None
+        if self._cuda:
+            torch.backends.cudnn.benchmark = True  # fixed frame size: let cuDNN pick the fastest kernels
+        if compile:
+            self.net = compile_net(stylizer.net, self.device)
 
-    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        small = resize_for_processing(frame, self.size)
-        rgb = torch.from_numpy(np.ascontiguousarray(small[:, :, ::-1]))
-        if self._pin:
-            rgb = rgb.pin_memory()
-        x = rgb.to(self.stylizer.device, non_blocking=True).permute(2, 0, 1)[None].float().div_(255)
+    def weights(self) -> torch.Tensor:
+        """The controls' style weights on the device; the same tensor until the mix changes."""
+        w = self.controls.weights()
+        key = tuple(w.reshape(-1).tolist())
+        if self._weights is None or self._weights[0] != key:
+            with torch.inference_mode(False), torch.no_grad():
+                self._weights = (key, w.to(self.device, copy=True))  # a plain tensor: the cache can key on it
+        return self._weights[1]
+
+    def _lap(self, stage: str, start: float) -> float:
+        if self.timer is None:
+            return start
+        if self._cuda and self.timer.sync:
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.timer.add(stage, now - start)
+        return now
+
+    @torch.inference_mode()
+    def infer(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Resize to processing size, stylize → (small input, stylized) both uint8 BGR, without flicker reduction."""
         c = self.controls
-        out = self.stylizer(x, c.weights(), c.strength, c.preserve_color)
-        bgr = np.ascontiguousarray((out[0].permute(1, 2, 0).numpy()[:, :, ::-1] * 255 + 0.5).astype(np.uint8))
-        if c.flicker:
-            bgr = self.flicker(small, bgr)
+        t = time.perf_counter()
+        small = resize_for_processing(frame, self.size)
+        host = torch.from_numpy(np.ascontiguousarray(small))
+        if self._cuda:
+            host = host.pin_memory()
+        dev = host.to(self.device, non_blocking=True)
+        t = self._lap("upload", t)
+        x = dev.permute(2, 0, 1).flip(0)[None].to(self.stylizer.dtype).div_(255)  # BGR HWC uint8 → RGB NCHW
+        out = self.stylizer.raw(x, self.weights(), c.scale, net=self.net)
+        out = self.stylizer.finish(out, x, c.strength, c.preserve_color)
+        bgr8 = out.mul_(255).add_(0.5).to(torch.uint8)[0].flip(0).permute(1, 2, 0).contiguous()
+        t = self._lap("model", t)
+        bgr = bgr8.cpu().numpy()
+        self._lap("download", t)
+        return small, bgr
+
+    def deflicker(self, small: np.ndarray, stylized: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flicker reduction (when on in the controls) → (small input, output)."""
+        t = time.perf_counter()
+        if self.controls.flicker:
+            stylized = self.flicker(small, stylized)
         else:
             self.flicker.reset()
-        return small, bgr
+        self._lap("flow", t)
+        return small, stylized
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.deflicker(*self.infer(frame))
+
+
+def compile_net(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``torch.compile`` for a fixed frame size: CUDA graphs ("reduce-overhead") on CUDA, Inductor's C++ code on
+    the CPU. Compilation happens on the first frame; a failure there becomes a clear :class:`MultistyleError`."""
+    try:
+        compiled = torch.compile(net, mode="reduce-overhead" if device.type == "cuda" else "default", dynamic=False)
+    except Exception as exc:  # noqa: BLE001 - any backend problem becomes one clear line
+        raise MultistyleError(f"--compile is not available here ({_first_line(exc)}); run without --compile") from None
+    return _GuardedCompiled(compiled, device)
+
+
+class _GuardedCompiled(torch.nn.Module):
+    """Turns a compiler failure (missing C++ compiler, unsupported GPU ...) into a one-line MultistyleError."""
+
+    def __init__(self, compiled, device: torch.device) -> None:
+        super().__init__()
+        self.compiled, self.device = compiled, device
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        try:
+            out = self.compiled(x, style)
+        except MultistyleError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise MultistyleError(f"--compile failed on {self.device} ({exc.__class__.__name__}: "
+                                  f"{_first_line(exc)}); run without --compile") from None
+        return out.clone() if self.device.type == "cuda" else out  # CUDA graph outputs are reused by the next call
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else exc.__class__.__name__
 
 
 def _put_latest(q: queue.Queue, item, drop_stale: bool) -> None:
@@ -268,20 +376,32 @@ class RunStats:
         return self.frames_out / self.seconds if self.seconds else 0.0
 
 
+def source_fps(cap: cv2.VideoCapture, default: float = 25.0) -> float:
+    """The frame rate a capture reports, or ``default`` when it reports nothing sensible (cameras, streams)."""
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return float(fps) if 1 <= fps <= 240 else default
+
+
 def run_pipeline(source: int | str, process: FrameStylizer, sink: Callable[[np.ndarray, np.ndarray], bool],
                  max_frames: int | None = None, reconnect_tries: int = 5,
-                 log: Callable[[str], None] = print) -> RunStats:
-    """Capture → stylize → ``sink(input_small, stylized)`` in three threads with bounded queues.
+                 log: Callable[[str], None] = print, on_open: Callable[[cv2.VideoCapture], None] | None = None,
+                 timer: StageTimer | None = None) -> RunStats:
+    """Capture → stylize → flicker reduction → ``sink(input_small, stylized)``, each in its own thread with bounded
+    queues (the flicker stage only when ``process`` has ``infer``/``deflicker``, as :class:`FrameStylizer` does).
 
     Live sources drop stale frames (latency never builds up) and are reopened when lost; files process
-    every frame. ``sink`` returns False to stop.
+    every frame. ``sink`` returns False to stop. ``on_open(capture)`` runs once the source is open (e.g. to read
+    its frame rate, :func:`source_fps`); ``timer`` gets the capture and sink times per frame.
     """
     live = is_live(source)
     cap = open_source(source)
+    if on_open is not None:
+        on_open(cap)
     stats = RunStats()
     stop = threading.Event()
-    frames: queue.Queue = queue.Queue(maxsize=1 if live else 4)
-    results: queue.Queue = queue.Queue(maxsize=1 if live else 4)
+    stages: Sequence[Callable] = ([process.infer, lambda item: process.deflicker(*item)]
+                                  if hasattr(process, "infer") and hasattr(process, "deflicker") else [process])
+    queues = [queue.Queue(maxsize=1 if live else 4) for _ in range(len(stages) + 1)]
     errors: list[BaseException] = []
     done = object()
 
@@ -292,6 +412,7 @@ def run_pipeline(source: int | str, process: FrameStylizer, sink: Callable[[np.n
             while not stop.is_set():
                 if max_frames is not None and stats.frames_in >= max_frames:
                     break
+                start = time.perf_counter()
                 ok, frame = cap.read()
                 if not ok:
                     if not live:
@@ -306,45 +427,62 @@ def run_pipeline(source: int | str, process: FrameStylizer, sink: Callable[[np.n
                     cap = cv2.VideoCapture(source)
                     stats.reconnects += 1
                     continue
+                if timer is not None:
+                    timer.add("capture", time.perf_counter() - start)
                 tries = 0
                 stats.frames_in += 1
-                if live and frames.full():
+                if live and queues[0].full():
                     stats.dropped += 1
-                _put_latest(frames, frame, live)
+                _put_latest(queues[0], frame, live)
         finally:
-            _put_until(frames, done, stop, live)
+            _put_until(queues[0], done, stop, live)
 
-    def infer() -> None:
+    def worker(stage: Callable, inbox: queue.Queue, outbox: queue.Queue) -> None:
         try:
             while not stop.is_set():
-                frame = frames.get()
-                if frame is done:
+                try:
+                    item = inbox.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is done:
                     break
-                item = process(frame)
-                if live and results.full():
+                result = stage(item)
+                if live and outbox.full():
                     stats.dropped += 1
-                _put_latest(results, item, live)
+                _put_latest(outbox, result, live)
         except BaseException as exc:  # surfaced in the main thread
             errors.append(exc)
+            stop.set()
         finally:
-            _put_until(results, done, stop, live)
+            _put_until(outbox, done, stop, live)
 
-    threads = [threading.Thread(target=capture, daemon=True), threading.Thread(target=infer, daemon=True)]
+    threads = [threading.Thread(target=capture, daemon=True)]
+    threads += [threading.Thread(target=worker, args=(stage, queues[i], queues[i + 1]), daemon=True)
+                for i, stage in enumerate(stages)]
     start = time.perf_counter()
     for t in threads:
         t.start()
     try:
         while True:
-            item = results.get()
+            try:
+                item = queues[-1].get(timeout=0.1)
+            except queue.Empty:
+                if errors or not any(t.is_alive() for t in threads[1:]):
+                    break
+                continue
             if item is done:
                 break
             stats.frames_out += 1
             stats.seconds = time.perf_counter() - start
-            if not sink(*item):
+            t0 = time.perf_counter()
+            keep_going = sink(*item)
+            if timer is not None:
+                timer.add("sink", time.perf_counter() - t0)
+            if not keep_going:
                 break
     finally:
         stop.set()
-        for q in (frames, results):
+        for q in queues:
             try:
                 while True:
                     q.get_nowait()

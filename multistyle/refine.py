@@ -1,0 +1,80 @@
+"""Refine mode: the fast network's output as the start of a short Gatys optimisation, with the loss the model was
+trained with and the style paintings stored in the model file (``painting.<i>``)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Sequence
+
+import torch
+
+from .checkpoint import ModelFile
+from .errors import StyleError
+from .gatys import GatysConfig, GatysResult, ProgressFn, stylize_gatys
+from .losses import LossConfig, PerceptualLoss
+
+MAX_REFINE = 10_000
+NO_PAINTINGS = "this model file has no stored paintings; retrain or re-add the style"
+
+
+def check_refine(steps: int) -> int:
+    """Refine iterations: a whole number 0..10000 (0 = the network's output as it is)."""
+    if isinstance(steps, bool) or not (isinstance(steps, int) and 0 <= steps <= MAX_REFINE):
+        raise StyleError(f"refine must be a whole number of iterations between 0 and {MAX_REFINE}, not {steps!r}")
+    return steps
+
+
+def style_paintings(model: ModelFile, indices: Sequence[int]) -> list[torch.Tensor]:
+    """The stored paintings of styles ``indices`` as [1, 3, h, w] float images; StyleError when one is missing."""
+    out = []
+    for i in indices:
+        painting = model.styles[i].painting
+        if painting is None:
+            raise StyleError(NO_PAINTINGS if all(s.painting is None for s in model.styles) else
+                             f"style {model.styles[i].name!r} has no stored painting; re-add it with add_style")
+        out.append(painting.permute(2, 0, 1)[None].float() / 255)
+    return out
+
+
+@lru_cache(maxsize=2)
+def _loss(loss_json: str, device: str) -> PerceptualLoss:
+    return PerceptualLoss(LossConfig.from_dict(json.loads(loss_json))).to(device)
+
+
+def model_loss(model: ModelFile, device: str | torch.device = "cpu") -> PerceptualLoss:
+    """The perceptual loss the model was trained with (its stored loss settings), cached per device."""
+    return _loss(json.dumps(model.loss, sort_keys=True), str(device))
+
+
+def refine_config(model: ModelFile, index: int, size: int, steps: int, start: torch.Tensor,
+                  scale: float = 1.0) -> GatysConfig:
+    """One-level Gatys settings starting at ``start``: the model's loss weights, and the painting at the size that
+    matches the network's strokes (the training style size, ÷ ``scale``), relative to the ``size`` px result."""
+    info = model.styles[index]
+    style_px = int(info.training.get("style_size", 256)) * 256 / int(info.training.get("photo_size", 256)) / scale
+    style_scale = min(8.0, max(0.05, style_px / size))
+    loss = LossConfig.from_dict(model.loss) if model.loss else LossConfig()
+    return GatysConfig(size=size, steps=steps, init=start, min_size=size, style_scale=style_scale, loss=loss)
+
+
+def refine(model: ModelFile, photo: torch.Tensor, start: torch.Tensor, weights: torch.Tensor, steps: int,
+           scale: float = 1.0, device: str | torch.device = "cpu", progress: ProgressFn | None = None
+           ) -> GatysResult:
+    """``steps`` Gatys iterations on ``start`` ([1, 3, H, W], e.g. the network's output for ``photo``) towards the
+    content of ``photo`` and the blend ``weights`` [S] of the model's styles, with the model's own loss."""
+    steps = check_refine(steps)
+    weights = weights.reshape(-1).float().cpu()
+    used = [i for i in range(weights.numel()) if weights[i] > 0]
+    paintings = style_paintings(model, used)
+    size = max(photo.shape[-2:])
+    config = refine_config(model, used[0], size, max(1, steps), start.detach().float().cpu(), scale)
+    return stylize_gatys(photo.float().cpu(), paintings, config, [float(weights[i]) for i in used],
+                         model_loss(model, torch.device(device)), device, progress)
+
+
+def refine_batch(model: ModelFile, photos: torch.Tensor, starts: torch.Tensor, weights: torch.Tensor, steps: int,
+                 scale: float = 1.0, device: str | torch.device = "cpu") -> torch.Tensor:
+    """:func:`refine` for each image of a batch [B, 3, H, W]; returns the refined batch (float32, CPU)."""
+    return torch.cat([refine(model, p[None], s[None], weights, steps, scale, device).image
+                      for p, s in zip(photos, starts)])
