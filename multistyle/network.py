@@ -241,8 +241,7 @@ def norm_affine(norm: nn.Module, style_weights: torch.Tensor, dtype: torch.dtype
     """γ, β as [B|1, C, 1, 1] of a :class:`ConditionalInstanceNorm` (style rows mixed by ``style_weights``) or of an
     affine ``nn.InstanceNorm2d`` (the same for every style)."""
     if isinstance(norm, ConditionalInstanceNorm):
-        w = style_weights.to(norm.gamma.dtype)
-        return (w @ norm.gamma).to(dtype)[:, :, None, None], (w @ norm.beta).to(dtype)[:, :, None, None]
+        return norm.affine(style_weights, dtype)  # cached at inference, like v1's norms
     return norm.weight.to(dtype)[None, :, None, None], norm.bias.to(dtype)[None, :, None, None]
 
 
