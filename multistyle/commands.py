@@ -1,4 +1,4 @@
-"""Model subcommands: stylize, styles, sheet, export-onnx (all take --model and --device)."""
+"""Model subcommands: stylize, styles, sheet, export-onnx, video (all take --model and --device)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cliutil import fail, model_options, positive_int, style_option
+from .cliutil import fail, model_options, nonneg_float, positive_int, style_option
 from .errors import ImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -26,6 +26,10 @@ def add_all(sub) -> None:
     p.add_argument("--strength", type=float, default=1.0, help="0 = the photo, 1 = fully stylized (default 1)")
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
     p.add_argument("--max-size", type=positive_int, help="downscale so the long side is at most this")
+    add_scale_option(p)
+    p.add_argument("--refine", type=int, default=0, metavar="N",
+                   help="then N Gatys iterations from the network's output with the model's own loss and stored "
+                        "paintings: closer to best quality, slower (e.g. 20; default 0 = off)")
     p.add_argument("--json", action="store_true", help="print one JSON object per output")
     model_options(p)
     p.set_defaults(run=run_stylize)
@@ -48,6 +52,17 @@ def add_all(sub) -> None:
     p.add_argument("--opset", type=positive_int, default=17)
     model_options(p)
     p.set_defaults(run=run_export_onnx)
+
+    from .video_cli import add_video
+
+    add_video(sub)
+
+
+def add_scale_option(p) -> None:
+    """``--scale``: stroke scale, the same on stylize and video."""
+    p.add_argument("--scale", type=nonneg_float, default=1.0,
+                   help="stroke scale 0.1..4: the network runs at scale x the image size and the result is brought "
+                        "back to full size (0.5: bolder strokes, ~4x cheaper; 2: finer strokes; default 1)")
 
 
 def _expand_inputs(inputs: list[str]) -> list[str]:
@@ -86,9 +101,12 @@ def _read_input(item: str):
 
 def run_stylize(args: argparse.Namespace) -> int:
     from .imageio import SAVE_FORMATS, limit_size, pil_to_tensor, save_image
-    from .inference import get_stylizer, parse_style_arg, style_weights, check_strength
+    from .inference import check_scale, check_strength, get_stylizer, parse_style_arg, style_weights
+    from .refine import check_refine, refine_batch, style_paintings
 
     strength = check_strength(args.strength)
+    scale = check_scale(args.scale)
+    refine = check_refine(args.refine)
     items = _expand_inputs(args.inputs)
     out = Path(args.output)
     single_file = len(items) == 1 and args.output != "-" and out.suffix.lower() in SAVE_FORMATS
@@ -101,11 +119,18 @@ def run_stylize(args: argparse.Namespace) -> int:
     stylizer = get_stylizer(args.model, args.device)
     spec = parse_style_arg(args.style)
     weights = style_weights(spec, stylizer.names)
+    if refine:  # fail before any work when the model file cannot refine
+        style_paintings(stylizer.model, [i for i, w in enumerate(weights[0].tolist()) if w > 0])
     label = args.style if isinstance(spec, str) else "mix"
     for item in items:
         start = time.perf_counter()
         image = limit_size(pil_to_tensor(_read_input(item)), args.max_size)
-        result = stylizer(image, weights, strength, args.preserve_color)
+        if refine:
+            raw = stylizer.raw(image, weights, scale)
+            raw = refine_batch(stylizer.model, image, raw, weights[0], refine, scale, stylizer.device)
+            result = stylizer.finish(raw, image, strength, args.preserve_color).cpu()
+        else:
+            result = stylizer(image, weights, strength, args.preserve_color, scale)
         if args.output == "-":
             from PIL import Image
 

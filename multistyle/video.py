@@ -114,6 +114,7 @@ class Controls:
     preserve_color: bool = False
     flicker: bool = True
     scale: float = 1.0  # stroke scale: the network runs at scale × the processing size
+    fixed: torch.Tensor | None = None  # a fixed [1, S] style mix (any number of styles) instead of style/mix_with
     recording: bool = False
     snapshots: int = 0  # snapshot requests not yet served
     log: list[str] = field(default_factory=list)
@@ -158,6 +159,8 @@ class Controls:
 
     def weights(self) -> torch.Tensor:
         """[1, S] style weights of the current choice."""
+        if self.fixed is not None:
+            return self.fixed
         w = torch.zeros(1, len(self.names))
         if self.mix_with is None or self.mix_with == self.style:
             w[0, self.style] = 1.0
