@@ -3,6 +3,7 @@ flow-based flicker reduction (OpenCV DIS optical flow with a forward-backward co
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -205,6 +206,7 @@ def open_source(source: int | str) -> cv2.VideoCapture:
         raise MultistyleError(f"video file {source} not found; give --source 0 for the first camera, a file or a URL")
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our own message says it better
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # and FFmpeg's own lines ("moov atom not found") too
     try:
         cap = cv2.VideoCapture(source)
     finally:
