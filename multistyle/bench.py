@@ -22,7 +22,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=[*benches, "all"], help="benchmark to run")
     parser.add_argument("--quick", action="store_true", help="fewer sizes and steps")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes and 1-2 steps: only proves every bench runs (the tests use it)")
+    parser.add_argument("--device", default="all",
+                        help="all (every device present: the CPU, and CUDA when there is one), cpu or cuda")
     parser.add_argument("--style", default="the_scream", help="style for add-style")
     parser.add_argument("--model", help="model file for the stylize, webcam and quality benches (default: the "
                                         "packaged model)")

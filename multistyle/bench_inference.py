@@ -4,22 +4,26 @@ device, and the quality ratio of the network's loss to the Gatys teacher's loss 
 from __future__ import annotations
 
 import argparse
+import copy
+import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from .benchkit import DATA, register, table
+from .benchkit import DATA, devices, effort, register, table
 from .network import StyleNet
 
 RESOLUTIONS = [(320, 240), (640, 480), (1280, 720)]
 
 
 def latency_ms(net: StyleNet, device: str, size: tuple[int, int], half: bool, repeat: int) -> float:
-    """Median milliseconds of one forward pass on a [1, 3, H, W] frame after warm-up."""
+    """Median milliseconds of one forward pass on a [1, 3, H, W] frame after warm-up. Runs on a copy of ``net``
+    (the caller's network, often the process-wide cached model, is never converted in place)."""
     w, h = size
     x = torch.rand(1, 3, h, w, device=device)
     style = torch.tensor([0], device=device)
+    net = copy.deepcopy(net).to(device).eval()
     if half:
         net, x = net.half(), x.half()
     net = net.to(memory_format=torch.channels_last)
@@ -43,15 +47,13 @@ def bench_stylize(args: argparse.Namespace) -> dict:
     from .models import get_model
 
     shipped = get_model(args.model).net
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
-    for device in devices:
+    for device in devices(args):
         for width in (shipped.width, 1.0):
-            for size in RESOLUTIONS[:2] if args.quick else RESOLUTIONS:
-                for half in ([False, True] if device == "cuda" else [False]):
-                    net = (shipped if width == shipped.width else StyleNet(shipped.num_styles, width)).float()
-                    net = net.to(device).eval()
-                    repeat = 5 if device == "cpu" else 50
+            for size in effort(args, RESOLUTIONS, RESOLUTIONS[:2], [(64, 48)]):
+                for half in ([False, True] if device.startswith("cuda") else [False]):
+                    net = shipped if width == shipped.width else StyleNet(shipped.num_styles, width)
+                    repeat = effort(args, 5, 5, 1) if device == "cpu" else 50
                     ms = latency_ms(net, device, size, half, repeat)
                     rows.append({"device": device, "width": width, "resolution": f"{size[0]}x{size[1]}",
                                  "pixels": size[0] * size[1], "dtype": "fp16" if half else "fp32", "ms": ms,
@@ -72,36 +74,41 @@ def bench_quality(args: argparse.Namespace) -> dict:
     from .models import get_model
 
     model = get_model(args.model)
+    device = torch.device(devices(args)[-1])  # a quality figure: measured once, on the fastest device
+    net = copy.deepcopy(model.net).to(device).eval()
     loss_cfg = LossConfig.from_dict(model.loss)
-    loss = PerceptualLoss(loss_cfg)
-    size = 128 if args.quick else 256
+    loss = PerceptualLoss(loss_cfg).to(device)
+    size = effort(args, 256, 128, 32)
     photos = [DATA / "content" / n for n in ("tubingen.jpg", "kodak_lighthouse.jpg", "chelsea_cat.jpg")]
-    photos = [p for p in photos if p.is_file()][: 1 if args.quick else 2]
-    styles = model.styles if not args.quick else model.styles[:3]
+    photos = [p for p in photos if p.is_file()][: effort(args, 2, 1, 1)]
+    styles = model.styles[: effort(args, None, 3, 1)]
     rows = []
     for index, style in enumerate(styles):
         style_file = DATA / "styles" / style.source
         if not style_file.is_file():
             continue
         style_size = int(style.training.get("style_size", 256) * size / style.training.get("photo_size", 256))
-        style_image = load_image(style_file, max_size=style_size)
+        style_image = load_image(style_file, max_size=style_size).to(device)
         grams = loss.style_targets([style_image]).blend()
         net_total = teacher_total = 0.0
         for photo_file in photos:
-            photo = load_image(photo_file, max_size=size)
+            photo = load_image(photo_file, max_size=size).to(device)
             with torch.no_grad():
-                out = model.net(_pad4(photo), torch.tensor([index]))[..., : photo.shape[-2], : photo.shape[-1]]
+                out = net(_pad4(photo), torch.tensor([index], device=device))[..., : photo.shape[-2], : photo.shape[-1]]
                 net_total += float(loss(out, loss.content_targets(photo), grams).total)
-            config = GatysConfig(size=size, steps=100 if not args.quick else 20, style_scale=style_size / size,
+            config = GatysConfig(size=size, steps=effort(args, 100, 20, 2), style_scale=style_size / size,
                                  loss=loss_cfg)
-            result = stylize_gatys(photo, [style_image], config, loss=loss, device="cpu")
+            result = stylize_gatys(photo, [style_image], config, loss=loss, device=device)
             with torch.no_grad():
-                teacher_total += float(loss(result.image, loss.content_targets(photo), grams).total)
+                teacher_total += float(loss(result.image.to(device), loss.content_targets(photo), grams).total)
         rows.append({"style": style.name, "network_loss": net_total / len(photos),
                      "gatys_loss": teacher_total / len(photos), "ratio": net_total / teacher_total})
     print(table(f"Quality: network loss / Gatys teacher loss ({len(photos)} held-out photos, {size} px)",
                 ["style", "network loss", "Gatys loss", "ratio"],
                 [[r["style"], r["network_loss"], r["gatys_loss"], r["ratio"]] for r in rows]))
+    if rows:
+        median = statistics.median(r["ratio"] for r in rows)
+        print(f"median ratio {median:.3g} ({model.net.__class__.__name__}, {len(rows)} styles, {device})\n")
     return {"quality": rows}
 
 
@@ -112,23 +119,17 @@ def _pad4(x: torch.Tensor) -> torch.Tensor:
 
 
 def plot_results(results: dict, out_dir: Path) -> None:
-    """Latency vs resolution per device/width, and training loss curves, as PNGs."""
-    from .plots import line_plot
+    """latency.png (ms per frame vs megapixels per device/width/dtype, 30 and 10 fps lines) and
+    training_loss.png (short training runs per width)."""
+    from .plots import latency_plot, line_plot
 
-    rows = results.get("stylize", [])
-    series: dict[str, list[float]] = {}
-    xs = sorted({r["pixels"] for r in rows})
-    for r in rows:
-        series.setdefault(f"{r['device']} w{r['width']} {r['dtype']}", []).append(r["ms"])
-    if rows:
-        path = line_plot([x / 1e6 for x in xs], series, out_dir / "latency.png", title="latency (ms) vs megapixels",
-                         log_y=True, x_label="megapixels")
-        print(f"plot written to {path}")
+    if results.get("stylize"):
+        print(f"plot written to {latency_plot(results['stylize'], out_dir / 'latency.png')}")
     curves = results.get("train_curves", {})
     if curves:
         steps = list(range(1, max(len(c) for c in curves.values()) + 1))
-        path = line_plot(steps, curves, out_dir / "training_loss.png", title="short training runs: total loss (log)",
-                         log_y=True, x_label="step")
+        path = line_plot(steps, curves, out_dir / "training_loss.png", title="short training runs: total loss",
+                         log_y=True, x_label="step", y_label="loss")
         print(f"plot written to {path}")
 
 

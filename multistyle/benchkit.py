@@ -27,6 +27,20 @@ def register(name: str, fn: BenchFn | None = None):
         return f
     return add(fn) if fn is not None else add
 
+def devices(args: argparse.Namespace) -> list[str]:
+    """Devices a benchmark runs on: every one present for ``--device all`` (the default), else the one named."""
+    if args.device in ("all", "auto"):
+        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {args.device}, but torch sees no CUDA device here")
+    return [args.device]
+
+
+def effort(args: argparse.Namespace, full, quick, smoke):
+    """The setting for this run's effort: ``--smoke`` (tiny, only proves it runs), ``--quick`` or full."""
+    return smoke if getattr(args, "smoke", False) else quick if args.quick else full
+
+
 def machine() -> dict:
     """CPU, cores, GPU and torch version, for the header of every table."""
     cpu = platform.processor() or platform.machine()

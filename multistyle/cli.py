@@ -96,10 +96,12 @@ python apps/webcam.py --help, python apps/demo.py --help""")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     add_gatys(sub)
     from . import commands
+    from .app_commands import add_app_commands
     from .sweep import add_sweep
 
     commands.add_all(sub)
     add_sweep(sub)
+    add_app_commands(sub)
     return parser
 
 

@@ -1,4 +1,8 @@
-"""Small plots drawn with OpenCV (no plotting library needed): loss curves and latency charts."""
+"""Charts drawn with matplotlib (Agg, no display): loss curves, training curves with phases, latency charts.
+
+Each chart has a ``*_figure`` function that builds a :class:`matplotlib.figure.Figure` (no pyplot state, safe in
+threads) and a saver that writes it as PNG atomically. The figures are what the tests inspect.
+"""
 
 from __future__ import annotations
 
@@ -6,57 +10,129 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import cv2
-import numpy as np
+from matplotlib.figure import Figure
 
 from .imageio import atomic_write
 
-COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-          (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]  # RGB
+DPI = 100
+FPS_LINES = ((30, "30 fps"), (10, "10 fps"))
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG, atomically (readers never see half a file)."""
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight"))
+
+
+def _new_figure(size: tuple[int, int]) -> tuple[Figure, object]:
+    fig = Figure(figsize=(size[0] / DPI, size[1] / DPI), dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    ax.grid(True, which="major", alpha=0.3)
+    return fig, ax
+
+
+def _finite(x: Sequence[float], y: Sequence[float], log_y: bool) -> tuple[list[float], list[float]]:
+    pairs = [(a, b) for a, b in zip(x, y) if b is not None and math.isfinite(b) and (b > 0 or not log_y)]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
+def line_figure(x: Sequence[float], series: Mapping[str, Sequence[float]], title: str = "", log_y: bool = False,
+                size: tuple[int, int] = (640, 360), x_label: str = "", y_label: str = "",
+                log_x: bool = False) -> Figure:
+    """Line chart of ``series`` (name → y values aligned with ``x``; NaN/None gaps are skipped)."""
+    fig, ax = _new_figure(size)
+    for name, values in series.items():
+        xs, ys = _finite(x, values, log_y)
+        ax.plot(xs, ys, label=name, marker="o" if len(xs) < 12 else None, markersize=3, linewidth=1.5)
+    ax.set(title=title, xlabel=x_label, ylabel=y_label)
+    if log_y:
+        ax.set_yscale("log")
+    if log_x:
+        ax.set_xscale("log")
+    if len(series) > 1:
+        ax.legend(fontsize="small", loc="best")
+    return fig
 
 
 def line_plot(x: Sequence[float], series: Mapping[str, Sequence[float]], path: str | Path, title: str = "",
-              log_y: bool = False, size: tuple[int, int] = (640, 360), x_label: str = "") -> Path:
-    """Write a PNG line chart of ``series`` (name → y values, same length as ``x``)."""
-    width, height = size
-    left, right, top, bottom = 70, 120, 30, 40
-    canvas = np.full((height, width, 3), 255, np.uint8)
+              log_y: bool = False, size: tuple[int, int] = (640, 360), x_label: str = "", y_label: str = "",
+              log_x: bool = False) -> Path:
+    """Write a PNG line chart (see :func:`line_figure`)."""
+    return save_figure(line_figure(x, series, title, log_y, size, x_label, y_label, log_x), path)
 
-    def ty(v: float) -> float:
-        return math.log10(max(v, 1e-12)) if log_y else v
 
-    ys = [ty(v) for values in series.values() for v in values if math.isfinite(v) and (v > 0 or not log_y)]
-    if not x or not ys:
-        ys = [0.0, 1.0]
-    x0, x1 = min(x, default=0), max(x, default=1)
-    y0, y1 = min(ys), max(ys)
-    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+def ema(values: Sequence[float], smoothing: float = 0.98) -> list[float]:
+    """Exponential moving average with bias correction (the first points are not pulled towards 0)."""
+    out, avg, weight = [], 0.0, 0.0
+    for v in values:
+        avg = smoothing * avg + (1 - smoothing) * v
+        weight = smoothing * weight + (1 - smoothing)
+        out.append(avg / weight)
+    return out
 
-    def point(xv: float, yv: float) -> tuple[int, int]:
-        px = left + (xv - x0) / (x1 - x0) * (width - left - right)
-        py = height - bottom - (ty(yv) - y0) / (y1 - y0) * (height - top - bottom)
-        return int(px), int(py)
 
-    cv2.rectangle(canvas, (left, top), (width - right, height - bottom), (0, 0, 0), 1)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(canvas, title, (left, 20), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    for frac in (0.0, 0.5, 1.0):
-        yv = y0 + frac * (y1 - y0)
-        label = f"{10 ** yv:.3g}" if log_y else f"{yv:.3g}"
-        cv2.putText(canvas, label, (2, int(height - bottom - frac * (height - top - bottom)) + 4), font, 0.4,
-                    (0, 0, 0), 1, cv2.LINE_AA)
-        xv = x0 + frac * (x1 - x0)
-        cv2.putText(canvas, f"{xv:.4g}", (int(left + frac * (width - left - right)) - 10, height - bottom + 15),
-                    font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    if x_label:
-        cv2.putText(canvas, x_label, (width // 2 - 30, height - 5), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    for k, (name, values) in enumerate(series.items()):
-        color = COLORS[k % len(COLORS)]
-        pts = [point(xv, yv) for xv, yv in zip(x, values) if math.isfinite(yv) and (yv > 0 or not log_y)]
-        if len(pts) > 1:
-            cv2.polylines(canvas, [np.array(pts, np.int32)], False, color, 2, cv2.LINE_AA)
-        elif pts:
-            cv2.circle(canvas, pts[0], 3, color, -1)
-        cv2.putText(canvas, name, (width - right + 8, top + 15 + 18 * k), font, 0.45, color, 1, cv2.LINE_AA)
-    ok, data = cv2.imencode(".png", canvas[:, :, ::-1])
-    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data.tobytes()))
+def phase_changes(history: Sequence[Mapping], keys: Sequence[str] = ("lr", "style_weight")) -> list[tuple[int, str]]:
+    """(step, label) wherever a recorded setting (learning rate, style weight) changes between records."""
+    changes, previous = [], None
+    for record in history:
+        now = {k: record[k] for k in keys if k in record}
+        if previous is not None and now and now != previous:
+            label = ", ".join(f"{k.replace('_', ' ')} {now[k]:g}" for k in keys if now.get(k) != previous.get(k))
+            changes.append((int(record["step"]) - 1, label))
+        previous = now or previous
+    return changes
+
+
+def training_figure(history: Sequence[Mapping], phases: Sequence[tuple[int, str]] | None = None,
+                    terms: Sequence[str] = ("total", "content", "style"), smoothing: float = 0.98,
+                    size: tuple[int, int] = (900, 480), title: str = "training loss") -> Figure:
+    """Loss per step: each term's raw curve faint, its EMA on top, log y; vertical lines where a phase starts
+    (``phases`` given, or changes of ``lr``/``style_weight`` found in the records)."""
+    fig, ax = _new_figure(size)
+    steps = [int(h["step"]) for h in history]
+    colors = {"total": "black", "content": "tab:blue", "style": "tab:orange", "tv": "tab:green"}
+    for term in terms:
+        values = [float(h[term]) for h in history if term in h]
+        if not values:
+            continue
+        xs, ys = _finite(steps, values, True)
+        ax.plot(xs, ys, color=colors.get(term), alpha=0.18, linewidth=0.8)
+        ax.plot(xs, ema(ys, smoothing), color=colors.get(term), linewidth=1.8, label=f"{term} (EMA)")
+    ax.set_yscale("log")
+    ax.set(title=title, xlabel="step", ylabel="loss")
+    for step, label in (phases if phases is not None else phase_changes(history)):
+        ax.axvline(step, color="grey", linestyle="--", linewidth=1)
+        ax.annotate(label, (step, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                    textcoords="offset points", rotation=90, va="top", fontsize="small", color="dimgrey")
+    ax.legend(fontsize="small", loc="upper center")
+    return fig
+
+
+def training_plot(history: Sequence[Mapping], path: str | Path, phases: Sequence[tuple[int, str]] | None = None,
+                  **kwargs) -> Path:
+    """Write the training-loss chart (see :func:`training_figure`)."""
+    return save_figure(training_figure(history, phases, **kwargs), path)
+
+
+def latency_figure(rows: Sequence[Mapping], size: tuple[int, int] = (760, 440)) -> Figure:
+    """Milliseconds per frame against megapixels, one line per device / width / dtype, log y, with the
+    30 fps and 10 fps budgets as horizontal lines. Rows: ``device, width, dtype, pixels, ms``."""
+    fig, ax = _new_figure(size)
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        groups.setdefault(f"{r['device']} width {r['width']} {r['dtype']}", []).append((r["pixels"] / 1e6, r["ms"]))
+    for name, points in groups.items():
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+    for fps, label in FPS_LINES:
+        ax.axhline(1000 / fps, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(label, (0, 1000 / fps), xycoords=("axes fraction", "data"), xytext=(4, 2),
+                    textcoords="offset points", fontsize="small", color="dimgrey")
+    ax.set_yscale("log")
+    ax.set(title="fast network latency per frame", xlabel="megapixels per frame", ylabel="ms per frame (log)")
+    ax.legend(fontsize="small", loc="best")
+    return fig
+
+
+def latency_plot(rows: Sequence[Mapping], path: str | Path) -> Path:
+    """Write the latency chart (see :func:`latency_figure`)."""
+    return save_figure(latency_figure(rows), path)

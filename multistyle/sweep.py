@@ -137,7 +137,8 @@ def write_outputs(records: list[dict], params: list[tuple[str, list[str]]], out:
         series[f"{r['label']} content"] = [c["content"] for c in r["curve"]]
     steps = list(range(1, max(len(c) for c in series.values()) + 1))
     line_plot(steps, {k: v + [float("nan")] * (len(steps) - len(v)) for k, v in series.items()}, out / "losses.png",
-              title="content and style loss per run (log)", log_y=True, size=(1000, 480), x_label="iteration")
+              title="content and style loss per run", log_y=True, size=(1000, 520), x_label="iteration",
+              y_label="loss (weighted)")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([*[p for p, _ in params], "content", "style", "tv", "total", "seconds", "image"])

@@ -301,7 +301,8 @@ def _train(content_files: Sequence[Path], style_files: Sequence[Path], out: str 
         labels = torch.randint(len(styles), (batch.shape[0],),
                                generator=step_generator(config.seed, step, info.rank, 2)).to(device)
         terms = training_step(ddp_net, loss_fn, batch, labels, targets, optimizer, scaler, config.amp_dtype)
-        record = {"step": step + 1, **terms.item(), "seconds": elapsed_before + time.perf_counter() - started}
+        record = {"step": step + 1, **terms.item(), "seconds": elapsed_before + time.perf_counter() - started,
+                  "lr": config.lr, "style_weight": config.loss.style_weight}
         history.append(record)
         last_step = step + 1
         if progress is not None and info.main:
@@ -365,10 +366,8 @@ def write_samples(net: StyleNet, photos: torch.Tensor, styles: Sequence[StyleInf
     save_image(grid[None], path)
 
 
-def write_loss_curve(history: Sequence[dict], path: Path, width: int = 640, height: int = 360) -> None:
-    """Log-scale plot of content, style and total loss against step, drawn with OpenCV."""
-    from .plots import line_plot
+def write_loss_curve(history: Sequence[dict], path: Path) -> None:
+    """Training-loss chart: raw curves faint, EMA on top, log y, phase changes (lr, style weight) marked."""
+    from .plots import training_plot
 
-    steps = [h["step"] for h in history]
-    series = {k: [h[k] for h in history] for k in ("total", "content", "style", "tv")}
-    line_plot(steps, series, path, title="training loss (log)", log_y=True, size=(width, height))
+    training_plot(history, path)

@@ -23,11 +23,23 @@ class DemoState:
         self.device = device
         self.user_model = user_model
         self.lock = threading.Lock()  # one add_style at a time
+        self._gatys_loss = None
+        self._gatys_lock = threading.Lock()
 
     def stylizer(self):
         from .inference import get_stylizer
 
         return get_stylizer(self.model, self.device)
+
+    def gatys_loss(self):
+        """The Gatys tab's VGG19 loss network, loaded on first use and kept for every later request."""
+        with self._gatys_lock:
+            if self._gatys_loss is None:
+                from .gatys import pick_device
+                from .losses import PerceptualLoss
+
+                self._gatys_loss = PerceptualLoss().to(pick_device(self.device))
+            return self._gatys_loss
 
     def gallery(self) -> list[tuple[np.ndarray, str]]:
         styles = self.stylizer().model.styles
@@ -58,8 +70,10 @@ def build_app(model: str | os.PathLike | None = None, device: str = "auto", user
     state = DemoState(model, device, user_model or user_model_path())
     names = state.stylizer().names
 
-    def stylize_fn(image, s1, w1, s2, w2, s3, w3, strength, preserve, max_size):
-        from .inference import style_weights
+    def stylize_fn(image, s1, w1, s2, w2, s3, w3, strength, preserve, max_size, scale=1.0, refine=0,
+                   progress=gr.Progress()):
+        from .inference import check_scale, style_weights
+        from .refine import check_refine, refine_batch
 
         try:
             mix: dict[str, float] = {}
@@ -69,9 +83,15 @@ def build_app(model: str | os.PathLike | None = None, device: str = "auto", user
             if not mix:
                 raise MultistyleError("pick at least one style")
             stylizer = state.stylizer()
+            scale, refine = check_scale(float(scale)), check_refine(int(refine or 0))
             x = _load(image, int(max_size))
-            out = stylizer(x, style_weights(mix, stylizer.names), float(strength), bool(preserve))
-            return tensor_to_uint8(out)
+            weights = style_weights(mix, stylizer.names)
+            if not refine:
+                return tensor_to_uint8(stylizer(x, weights, float(strength), bool(preserve), scale))
+            progress((0, refine), desc="refining")
+            raw = refine_batch(stylizer.model, x, stylizer.raw(x, weights, scale), weights[0], refine, scale,
+                               stylizer.device)
+            return tensor_to_uint8(stylizer.finish(raw, x, float(strength), bool(preserve)).cpu())
         except MultistyleError as exc:
             raise _gr_error(exc) from None
 
@@ -81,7 +101,7 @@ def build_app(model: str | os.PathLike | None = None, device: str = "auto", user
         try:
             content, style = _load(image), _load(style_image)
             config = GatysConfig(size=int(size), steps=int(steps), preserve_color="luminance" if preserve else None)
-            result = stylize_gatys(content, [style], config, device=device,
+            result = stylize_gatys(content, [style], config, loss=state.gatys_loss(), device=device,
                                    progress=lambda i, n, rec: progress((i, n), desc="optimising"))
             return tensor_to_uint8(result.image)
         except (MultistyleError, ValueError) as exc:
@@ -128,6 +148,10 @@ def build_app(model: str | os.PathLike | None = None, device: str = "auto", user
                     strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength")
                     preserve = gr.Checkbox(label="Keep the photo's colours")
                     max_size = gr.Slider(128, 2048, value=1024, step=32, label="Output size cap (long side, px)")
+                    scale = gr.Slider(0.25, 2.0, value=1.0, step=0.05, label="Stroke scale (smaller = bolder strokes, "
+                                                                             "faster)")
+                    refine = gr.Slider(0, 200, value=0, step=10, label="Refine: Gatys iterations from the result "
+                                                                       "(0 = off; slower, closer to best quality)")
                     run = gr.Button("Stylize", variant="primary", elem_id="stylize-button")
                 with gr.Column():
                     output = gr.Image(label="Result", elem_id="result-image", format="png")
@@ -138,7 +162,8 @@ def build_app(model: str | os.PathLike | None = None, device: str = "auto", user
                 return gr.update(value=state.stylizer().names[evt.index])
 
             gallery.select(pick_style, None, style_boxes[0])
-            run.click(stylize_fn, [image, *style_boxes, strength, preserve, max_size], output, api_name="stylize",
+            run.click(stylize_fn, [image, *style_boxes, strength, preserve, max_size, scale, refine], output,
+                      api_name="stylize",
                       concurrency_limit=2)
         with gr.Tab("Best quality (Gatys)"):
             with gr.Row():
@@ -163,6 +188,7 @@ def build_app(model: str | os.PathLike | None = None, device: str = "auto", user
             a_run.click(add_style_fn, [a_image, a_name, a_steps], [gallery, style_boxes[0], a_msg],
                         api_name="add_style", concurrency_limit=1)
     app.queue(default_concurrency_limit=2, max_size=32)
+    app.multistyle_state = state  # for tests and embedding: the model in use, the cached loss network
     return app
 
 
