@@ -38,7 +38,7 @@ def match_color(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     src = source.reshape(3, -1).double()
     ref = reference.reshape(3, -1).double()
     mu_s, mu_r = src.mean(1, keepdim=True), ref.mean(1, keepdim=True)
-    eye = 1e-5 * torch.eye(3, dtype=torch.float64)
+    eye = 1e-5 * torch.eye(3, dtype=torch.float64, device=src.device)  # on the inputs' device (CUDA too)
     cov_s = torch.cov(src) + eye
     cov_r = torch.cov(ref) + eye
     transform = _sqrtm(cov_r) @ _sqrtm(cov_s, inverse=True)

@@ -130,7 +130,7 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
         target_content = resize_long_side(full_content, size) if size != config.size else full_content
         style_images = [resize_long_side(s.float(), max(8, round(size * config.style_scale))) for s in styles]
         if config.preserve_color == "histogram":
-            style_images = [match_color(s, target_content.cpu()) for s in style_images]
+            style_images = [match_color(s.to(dev), target_content) for s in style_images]
         targets = loss.style_targets([s.to(dev) for s in style_images]).blend(blend.tolist())
         content_feats = loss.content_targets(target_content)
         if image is None:

@@ -67,3 +67,16 @@ def test_large_style_weight_does_not_diverge(tubingen, starry):
     with torch.no_grad():
         final = loss(result.image, loss.content_targets(tubingen), loss.style_targets([starry]).blend()).total
     assert float(final) < totals[0] / 5, (totals[0], float(final))
+
+
+def test_histogram_colour_matching_stays_on_the_inputs_device(tubingen, starry):
+    """match_color builds nothing on a fixed device: with factory functions defaulting to another device
+    ("meta" stands in for a GPU here), CPU inputs still give the CPU result, with the content's colour stats."""
+    from multistyle.color import match_color
+
+    expected = match_color(starry, tubingen)
+    with torch.device("meta"):
+        result = match_color(starry, tubingen)
+    assert result.device.type == "cpu" and torch.equal(result, expected)
+    flat, ref = result.reshape(3, -1), tubingen.reshape(3, -1)
+    assert torch.allclose(flat.mean(1), ref.mean(1), atol=0.03)
