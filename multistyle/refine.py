@@ -74,7 +74,8 @@ def refine(model: ModelFile, photo: torch.Tensor, start: torch.Tensor, weights: 
 
 
 def refine_batch(model: ModelFile, photos: torch.Tensor, starts: torch.Tensor, weights: torch.Tensor, steps: int,
-                 scale: float = 1.0, device: str | torch.device = "cpu") -> torch.Tensor:
+                 scale: float = 1.0, device: str | torch.device = "cpu", progress: ProgressFn | None = None
+                 ) -> torch.Tensor:
     """:func:`refine` for each image of a batch [B, 3, H, W]; returns the refined batch (float32, CPU)."""
-    return torch.cat([refine(model, p[None], s[None], weights, steps, scale, device).image
+    return torch.cat([refine(model, p[None], s[None], weights, steps, scale, device, progress).image
                       for p, s in zip(photos, starts)])

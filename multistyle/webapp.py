@@ -88,9 +88,8 @@ def build_app(model: str | os.PathLike | None = None, device: str = "auto", user
             weights = style_weights(mix, stylizer.names)
             if not refine:
                 return tensor_to_uint8(stylizer(x, weights, float(strength), bool(preserve), scale))
-            progress((0, refine), desc="refining")
             raw = refine_batch(stylizer.model, x, stylizer.raw(x, weights, scale), weights[0], refine, scale,
-                               stylizer.device)
+                               stylizer.device, lambda i, n, rec: progress((i, n), desc="refining"))
             return tensor_to_uint8(stylizer.finish(raw, x, float(strength), bool(preserve)).cpu())
         except MultistyleError as exc:
             raise _gr_error(exc) from None
