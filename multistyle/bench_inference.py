@@ -50,7 +50,10 @@ def bench_stylize(args: argparse.Namespace) -> dict:
     rows = []
     for device in devices(args):
         for width in (shipped.width, 1.0):
-            for size in effort(args, RESOLUTIONS, RESOLUTIONS[:2], [(64, 48)]):
+            sizes = effort(args, RESOLUTIONS, RESOLUTIONS[:2], [(64, 48)])
+            if device.startswith("cuda") and not getattr(args, "smoke", False):
+                sizes = [*RESOLUTIONS, (1920, 1080)]  # cheap on a GPU: always up to full HD
+            for size in sizes:
                 for half in ([False, True] if device.startswith("cuda") else [False]):
                     net = shipped if width == shipped.width else StyleNet(shipped.num_styles, width)
                     repeat = effort(args, 5, 5, 1) if device == "cpu" else 50

@@ -161,3 +161,34 @@ def _add_style_row(args: argparse.Namespace, device: torch.device) -> dict:
                     totals[key] += float(loss(out[..., : photo.shape[-2], : photo.shape[-1]], feats, grams).style)
         row["style_ratio_vs_joint"] = totals["added"] / totals["joint"]
     return row
+
+
+@register("torchrun")
+def bench_torchrun(args: argparse.Namespace) -> dict:
+    """A short torchrun (DDP) training run through train/train.py: 1 process per GPU on CUDA (with --amp),
+    2 gloo processes on the CPU; wall time and whether every rank finished."""
+    from .models import PACKAGED_CONTENT
+
+    rows = []
+    for device in devices(args):
+        cuda = device.startswith("cuda")
+        procs = torch.cuda.device_count() if cuda else 2
+        steps = effort(args, 50, 20, 2)
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={procs}", "--master_port=29531",
+                   str(ROOT / "train" / "train.py"), "--content-dir", str(PACKAGED_CONTENT), "--styles",
+                   str(style_path("starry_night")), str(style_path("great_wave")), "--out", str(Path(tmp) / "m.safetensors"),
+                   "--size", str(effort(args, 256, 128, 32)), "--batch", "4", "--steps", str(steps), "--width", "0.25",
+                   "--workers", "0", "--device", device, *(["--amp"] if cuda else ["--threads", "1"])]
+            start = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            seconds = time.perf_counter() - start
+        text = done.stdout.decode() + done.stderr.decode()
+        finished = text.count(f"done: {steps} steps")
+        rows.append({"device": device, "processes": procs, "steps": steps, "seconds": seconds,
+                     "ranks_finished": finished, "ok": done.returncode == 0 and finished == procs,
+                     "tail": text.strip().splitlines()[-1] if text.strip() else ""})
+    print(table("torchrun (DDP) training smoke run through train/train.py",
+                ["device", "processes", "steps", "seconds", "ranks finished", "ok"],
+                [[r["device"], r["processes"], r["steps"], r["seconds"], r["ranks_finished"], r["ok"]] for r in rows]))
+    return {"torchrun": rows}
