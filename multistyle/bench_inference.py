@@ -180,7 +180,9 @@ def bench_webcam(args: argparse.Namespace) -> dict:
     print(table(f"Flicker metric (mean |frame_t - warp(frame_t-1)| on consistent pixels, 0-255; {len(frames)} frames "
                 "of bunny.mp4 at 320 px)", ["style", "without", "with flicker reduction", "ratio"],
                 [[r["style"], r["off"], r["on"], r["on"] / r["off"]] for r in flicker_rows]))
-    return {"webcam": rows, "flicker": flicker_rows}
+    from .bench_knobs import bench_webcam_stages
+
+    return {"webcam": rows, "flicker": flicker_rows, **bench_webcam_stages(args)}
 
 
 class _Upscaled:
@@ -189,10 +191,16 @@ class _Upscaled:
     def __init__(self, process, size: tuple[int, int]) -> None:
         self.process, self.size = process, size
 
-    def __call__(self, frame):
+    def infer(self, frame):
         import cv2
 
-        return self.process(cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR))
+        return self.process.infer(cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR))
+
+    def deflicker(self, small, stylized):  # its own pipeline stage, as in the app
+        return self.process.deflicker(small, stylized)
+
+    def __call__(self, frame):
+        return self.deflicker(*self.infer(frame))
 
 
 register("stylize", bench_stylize)

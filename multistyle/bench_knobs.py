@@ -251,7 +251,10 @@ def bench_webcam_stages(args: argparse.Namespace) -> dict:
     rows = []
     for device in devices(args):
         stylizer = get_stylizer(args.model, device)
-        for size in effort(args, (320, 640), (320,), (64,)):
+        sizes = effort(args, (320, 640), (320,), (64,))
+        if device.startswith("cuda") and not getattr(args, "smoke", False):
+            sizes = (320, 640, 1280)
+        for size in sizes:
             timer = StageTimer(sync=True)
             controls = Controls(stylizer.names, flicker=True)
             process = FrameStylizer(stylizer, controls, size, timer)
