@@ -1,4 +1,5 @@
-"""Command line: ``multistyle gatys|stylize|styles|sheet|export-onnx ...`` (``multistyle CMD --help``)."""
+"""Command line: ``multistyle gatys|stylize|styles|sheet|export-onnx|video|sweep|webcam|demo ...``
+(``multistyle CMD --help``)."""
 
 from __future__ import annotations
 
@@ -90,8 +91,11 @@ def build_parser() -> Parser:
   multistyle stylize photos/ -s "starry_night=0.7,great_wave=0.3" --preserve-color -o out/
   multistyle gatys photo.jpg painting.jpg -o best.png --size 512
 
-training and apps: python train/train.py --help, python train/add_style.py --help,
-python apps/webcam.py --help, python apps/demo.py --help""")
+  multistyle video clip.mp4 -s udnie -o clip_udnie.mp4
+  multistyle webcam --source 0 -s great_wave
+  multistyle demo
+
+training: python train/train.py --help, python train/add_style.py --help""")
     parser.add_argument("--version", action="version", version=f"multistyle {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     add_gatys(sub)

@@ -77,3 +77,18 @@ def test_flicker_reduction_lowers_flicker_metric():
         process = FrameStylizer(stylizer, controls, 160)
         results[flicker] = flicker_metric(frames, [process(f)[1] for f in frames])
     assert results[True] < 0.8 * results[False], results
+
+
+def test_multistyle_webcam_subcommand_takes_short_options(tmp_path):
+    """`multistyle webcam` is the same app as apps/webcam.py, with -s/--style and -o/--output like the others."""
+    out = tmp_path / "sub.mp4"
+    result = run_cli("webcam", "--source", str(CLIP), "--headless", "-o", str(out), "--max-frames", "5", "--size",
+                     "96", "-s", "udnie", "--device", "cpu")
+    assert result.returncode == 0, result.stderr.decode()
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    cap.release()
+    helps = run_cli("--help").stdout.decode()
+    assert "webcam" in helps and "demo" in helps and "video" in helps
+    demo_help = run_cli("demo", "--help").stdout.decode()
+    assert "--port" in demo_help and "--model" in demo_help and "--device" in demo_help
