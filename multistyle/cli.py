@@ -24,7 +24,10 @@ def add_gatys(sub) -> None:
                                    "STYLE image(s) (Gatys et al. 2016), coarse to fine.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("content", help="content photo")
-    p.add_argument("styles", nargs="+", metavar="style", help="style painting(s)")
+    p.add_argument("styles", nargs="*", metavar="style", help="style painting file(s); or use -s")
+    p.add_argument("-s", "--style", help="instead of files: a style of the model by name or index, or a mix like "
+                                         "starry_night=0.7,great_wave=0.3 (uses the paintings stored in --model)")
+    p.add_argument("--model", help="model file whose stored paintings -s picks from (default: as for stylize)")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp ...)")
     p.add_argument("--style-weights", type=nonneg_float, nargs="+", help="blend weight per style image")
     p.add_argument("--size", type=positive_int, default=512, help="long side of the result in pixels")
@@ -67,7 +70,13 @@ def run_gatys(args: argparse.Namespace) -> int:
     if os.path.splitext(args.output)[1].lower() not in SAVE_FORMATS:
         return fail(f"{args.output}: unknown image extension; use one of {', '.join(sorted(SAVE_FORMATS))}")
     content = load_image(args.content)
-    styles = [load_image(s) for s in args.styles]
+    if bool(args.styles) == bool(args.style):
+        return fail("give the style as painting file(s) or as -s STYLE (a style stored in the model), not both")
+    if args.style:
+        styles, blend = _stored_paintings(args.style, args.model)
+        args.style_weights = args.style_weights or blend
+    else:
+        styles = [load_image(s) for s in args.styles]
     loss = PerceptualLoss(loss_cfg, weights_path=args.vgg_weights)
     bar, progress = tqdm_progress(config.steps, "gatys")
     result = stylize_gatys(content, styles, config, args.style_weights, loss, args.device, progress)
@@ -77,6 +86,18 @@ def run_gatys(args: argparse.Namespace) -> int:
     print(f"{result.seconds:.1f}s  content {last['content']:.4g}  style {last['style']:.4g}  "
           f"tv {last['tv']:.4g}  -> {args.output}")
     return 0
+
+
+def _stored_paintings(style: str, model_path: str | None):
+    """The paintings a model file stores for ``-s`` (a name, index or mix) and their blend weights."""
+    from .inference import parse_style_arg, style_weights
+    from .models import get_model
+    from .refine import style_paintings
+
+    model = get_model(model_path)
+    weights = style_weights(parse_style_arg(style), model.style_names)[0]
+    picked = [i for i, w in enumerate(weights.tolist()) if w > 0]
+    return style_paintings(model, picked), [float(weights[i]) for i in picked]
 
 
 # ---- entry point ------------------------------------------------------------------------------------------------

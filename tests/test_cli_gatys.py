@@ -51,3 +51,17 @@ def test_gatys_cli_bad_input(tmp_path):
         line = assert_one_line_error(run_cli(*args, "--steps", "1") if "--steps" not in args else run_cli(*args))
         assert expected in line, (args, line)
     assert not (tmp_path / "o.png").exists()
+
+
+def test_gatys_with_a_style_stored_in_the_model(tmp_path):
+    """-s picks the painting stored in the model file: same loss target as passing that painting's file."""
+    out = tmp_path / "stored.png"
+    result = run_cli("gatys", str(ROOT / "examples" / "tubingen.jpg"), "-s", "udnie", "-o", str(out), "--size", "48",
+                     "--steps", "3", "--device", "cpu")
+    assert result.returncode == 0, result.stderr.decode()
+    assert Image.open(out).size == (48, 36)
+    both = run_cli("gatys", str(ROOT / "examples" / "tubingen.jpg"), str(STYLES / "udnie.jpg"), "-s", "udnie", "-o",
+                   str(out))
+    assert "not both" in assert_one_line_error(both)
+    unknown = run_cli("gatys", str(ROOT / "examples" / "tubingen.jpg"), "-s", "udnee", "-o", str(out))
+    assert "did you mean udnie" in assert_one_line_error(unknown)

@@ -20,7 +20,8 @@ def parser() -> argparse.ArgumentParser:
     p = Parser(prog="add_style.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("style", help="the painting to learn")
     p.add_argument("--model", help="model to extend (default: your user model if it exists, else the packaged one)")
-    p.add_argument("--out", help="where to write the extended model (default: your user model file)")
+    p.add_argument("-o", "--output", "--out", dest="out",
+                   help="where to write the extended model (default: your user model file)")
     p.add_argument("--name", help="style name (default: the file name)")
     p.add_argument("--steps", type=positive_int, default=200, help="optimisation steps (default 200)")
     p.add_argument("--size", type=positive_int, default=256, help="training crop size, multiple of 8 (default 256)")

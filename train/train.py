@@ -19,7 +19,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--content-dir", required=True, nargs="+", help="folder(s) of training photos")
     p.add_argument("--styles", required=True, nargs="+", help="style images, or a folder of them")
-    p.add_argument("--out", required=True, help="model file to write (a .train.safetensors state sits beside it)")
+    p.add_argument("-o", "--output", "--out", dest="out", required=True,
+                   help="model file to write (a .train.safetensors state sits beside it)")
     p.add_argument("--size", type=int, default=256, help="training crop size (pixels, multiple of 4)")
     p.add_argument("--photo-size", type=int, default=None,
                    help="scale photos are seen at before cropping (default: --size); e.g. --size 128 "
