@@ -79,20 +79,27 @@ def bench_train(args: argparse.Namespace) -> dict:
                     x = torch.rand(batch, 3, size, size, device=dev)
                     labels = torch.zeros(batch, dtype=torch.long, device=dev)
 
+                    totals: list[float] = []
+
                     def step() -> None:
-                        training_step(net, loss, x, labels, targets, opt, scaler, AMP_DTYPES.get(amp or ""))
+                        terms = training_step(net, loss, x, labels, targets, opt, scaler, AMP_DTYPES.get(amp or ""))
+                        totals.append(terms.total.detach())
                         if dev.type == "cuda":
                             torch.cuda.synchronize()
 
+                    before = [p.detach().clone() for p in net.parameters()]
                     step()
                     seconds = timed(step, effort(args, 2, 2, 1) if dev.type == "cpu" else 10)
+                    learns = any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
                     results.append({"device": device, "width": width, "size": size, "batch": batch,
                                     "precision": amp or "fp32", "steps_per_s": 1 / seconds,
-                                    "images_per_s": batch / seconds})
-    print(table("Training throughput (Adam step incl. VGG19 loss)",
-                ["device", "width", "size", "batch", "precision", "steps/s", "images/s"],
+                                    "images_per_s": batch / seconds,
+                                    "finite": all(bool(torch.isfinite(t)) for t in totals), "weights_moved": learns})
+    print(table("Training throughput (Adam step incl. VGG19 loss; losses finite and weights moved = AMP works)",
+                ["device", "width", "size", "batch", "precision", "steps/s", "images/s", "losses finite",
+                 "weights moved"],
                 [[r["device"], r["width"], r["size"], r["batch"], r["precision"], r["steps_per_s"],
-                  r["images_per_s"]] for r in results]))
+                  r["images_per_s"], r["finite"], r["weights_moved"]] for r in results]))
     curves = short_training_curves(args)
     return {"train": results, "train_curves": curves}
 

@@ -1,6 +1,7 @@
 """Pack what a lent GPU machine needs beside the checkout (it has torch but no kornia and no internet, and only
 64 MiB travel with the working tree): wheels for the missing packages, the VGG19 layers the loss uses as fp16
-safetensors (the 80 MB h5 would not fit), the paintings, and the training photos downscaled.
+safetensors (the 80 MB h5 would not fit), the paintings, the bench photos and clip, and the training photos
+downscaled. Its layout mirrors ``../shared/data`` so ``MULTISTYLE_DATA`` / ``MULTISTYLE_TEST_DATA`` can point at it.
 
 ``python -m multistyle.carry [FOLDER]`` (default ``carry/``, which git ignores); MODEL.md's GPU checklist says how
 the device commands use it.
@@ -9,6 +10,7 @@ the device commands use it.
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         wheels = pack_wheels(out / "wheels")
         vgg = pack_vgg(out / "vgg19_fp16.safetensors")
         styles = pack_images(data / "styles", out / "styles")
-        photos = pack_images(data / "train", out / "train", args.photo_size)
+        pack_images(data / "content", out / "content")  # the held-out photos of the quality and add-style benches
+        shutil.copytree(data / "video", out / "video", dirs_exist_ok=True)  # bunny.mp4 for the webcam bench
+        photos = pack_images(data / "train", out / "train", args.photo_size, quality=80)
         size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
-        print(f"{out}: {len(wheels)} wheels, {vgg.name}, {styles} paintings, {photos} photos; {size:.1f} MiB "
+        print(f"{out}: {len(wheels)} wheels, {vgg.name}, {styles} paintings, {photos} training photos, bench photos "
+              f"and clip; {size:.1f} MiB "
               "(the working tree and carried paths may total 64 MiB)")
         return 0
 
