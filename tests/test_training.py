@@ -218,3 +218,16 @@ def test_resuming_a_finished_run_reports_its_real_step(tmp_path):
     assert train(files, STYLE_FILES, out, tiny_config(2), torch.device("cpu")).extra["step"] == 2
     again = train(files, STYLE_FILES, out, tiny_config(2), torch.device("cpu"), resume=True)
     assert again.extra["step"] == 2
+
+
+def test_finish_distributed_leaves_the_process_group(tmp_path):
+    """After training under torchrun every rank waits for the others and leaves the group (no leaked group)."""
+    import torch.distributed as dist
+
+    from multistyle.training import DistInfo, finish_distributed
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    finish_distributed(DistInfo(rank=0, world=2, local_rank=0))
+    assert not dist.is_initialized()
+    finish_distributed(DistInfo())  # without torchrun: nothing to do
