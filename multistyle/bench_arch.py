@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from .benchkit import register, table
+from .benchkit import DATA, register, table
 from .network import FastStyleNet, StyleBankNet, StyleNet
 
 RESOLUTIONS = [(320, 240), (640, 480), (1280, 720)]
@@ -207,4 +207,47 @@ def _compiled(make: Callable[[], StyleBankNet], net: torch.nn.Module):
         return None
 
 
+def bench_arch_quality(args: argparse.Namespace) -> dict:
+    """A cheap quality proxy for a v2 model (``--model``): per style, its perceptual loss (the model's own loss
+    settings, as in the ``quality`` bench) over v1's (the packaged model) on the same held-out photos. No Gatys
+    runs: multiply by v1's Gatys ratio (MODEL.md) to estimate v2's. Below 1: v2 is closer to the teacher's optimum."""
+    from .checkpoint import load_model
+    from .imageio import load_image
+    from .inference import pad_to_multiple
+    from .losses import LossConfig, PerceptualLoss
+    from .models import PACKAGED_MODEL
+
+    if not args.model:
+        raise SystemExit("error: arch-quality needs --model V2_FILE (it is compared with the packaged model)")
+    v1, v2 = load_model(PACKAGED_MODEL)[0], load_model(args.model)[0]
+    if v1.style_names != v2.style_names:
+        raise SystemExit("error: the two models hold different styles")
+    loss = PerceptualLoss(LossConfig.from_dict(v1.loss))
+    size = 128 if args.quick else 256
+    photos = [load_image(DATA / "content" / n, max_size=size) for n in ("tubingen.jpg", "kodak_lighthouse.jpg")]
+    rows = []
+    for index, style in enumerate(v1.styles):
+        style_file = DATA / "styles" / style.source
+        if not style_file.is_file():
+            continue
+        style_size = int(style.training.get("style_size", 256) * size / style.training.get("photo_size", 256))
+        grams = loss.style_targets([load_image(style_file, max_size=style_size)]).blend()
+        totals = {}
+        for label, model in (("v1", v1), ("v2", v2)):
+            totals[label] = 0.0
+            for photo in photos:
+                padded, (h, w) = pad_to_multiple(photo, model.net.multiple)
+                with torch.no_grad():
+                    out = model.net(padded, torch.tensor([index]))[..., :h, :w]
+                    totals[label] += float(loss(out, loss.content_targets(photo), grams).total) / len(photos)
+        rows.append({"style": style.name, "v1_loss": totals["v1"], "v2_loss": totals["v2"],
+                     "ratio": totals["v2"] / totals["v1"]})
+    ratios = sorted(r["ratio"] for r in rows)
+    print(table(f"v2 / v1 perceptual loss ({args.model}; {len(photos)} held-out photos, {size} px; median "
+                f"{statistics.median(ratios):.3g})", ["style", "v1 loss", "v2 loss", "v2 / v1"],
+                [[r["style"], r["v1_loss"], r["v2_loss"], r["ratio"]] for r in rows]))
+    return {"arch_quality": rows}
+
+
 register("arch", bench_arch)
+register("arch-quality", bench_arch_quality)
