@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cliutil import fail, model_options, nonneg_float, positive_int, style_option
+from .cliutil import fail, model_options, nonneg_float, positive_int, style_option, tqdm_progress
 from .errors import ImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -127,7 +127,11 @@ def run_stylize(args: argparse.Namespace) -> int:
         image = limit_size(pil_to_tensor(_read_input(item)), args.max_size)
         if refine:
             raw = stylizer.raw(image, weights, scale)
-            raw = refine_batch(stylizer.model, image, raw, weights[0], refine, scale, stylizer.device)
+            bar, progress = tqdm_progress(refine, "refine")
+            try:
+                raw = refine_batch(stylizer.model, image, raw, weights[0], refine, scale, stylizer.device, progress)
+            finally:
+                bar.close()
             result = stylizer.finish(raw, image, strength, args.preserve_color).cpu()
         else:
             result = stylizer(image, weights, strength, args.preserve_color, scale)
