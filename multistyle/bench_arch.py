@@ -249,5 +249,34 @@ def bench_arch_quality(args: argparse.Namespace) -> dict:
     return {"arch_quality": rows}
 
 
+def bench_arch_api(args: argparse.Namespace) -> dict:
+    """The public API on a 640×480 uint8 frame (``stylize(array, model=...)``: conversion, padding, network,
+    clamp, uint8 out): the packaged model against ``--model``, interleaved, on 2 and 1 threads."""
+    import numpy as np
+
+    from .inference import stylize
+    from .models import PACKAGED_MODEL
+
+    if not args.model:
+        raise SystemExit("error: arch-api needs --model V2_FILE (it is compared with the packaged model)")
+    frame_u8 = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    models = {"packaged (v1)": str(PACKAGED_MODEL), f"{args.model}": args.model}
+    threads_before = torch.get_num_threads()
+    rows = []
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        fns = {k: (lambda m=m: stylize(frame_u8, 0, model=m, device="cpu")) for k, m in models.items()}
+        ms = interleaved_ms(fns, 5 if args.quick else 11)
+        base = ms["packaged (v1)"]
+        rows += [{"model": k, "threads": threads, "ms": v, "vs_v1": v / base} for k, v in ms.items()]
+    torch.set_num_threads(threads_before)
+    print(f"CPU flags: {cpu_flags()}\n")
+    print(table("Public API, 640x480 uint8 frame (stylize(); median ms, interleaved)",
+                ["model", "threads", "ms", "vs packaged v1"],
+                [[r["model"], r["threads"], r["ms"], r["vs_v1"]] for r in rows]))
+    return {"arch_api": rows}
+
+
 register("arch", bench_arch)
 register("arch-quality", bench_arch_quality)
+register("arch-api", bench_arch_api)
