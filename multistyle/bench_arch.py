@@ -176,7 +176,8 @@ def bench_engines(args: argparse.Namespace) -> list[dict]:
                     fns[f"{short} torch.compile (inductor)"] = _runner(compiled, x_cl)
                     outs[f"{short} torch.compile (inductor)"] = float(
                         (fns[f"{short} torch.compile (inductor)"]() - reference).abs().max())
-            outs[f"{short} eager channels_last"] = float((fns[f"{short} eager channels_last"]() - reference).abs().max())
+            outs[f"{short} eager channels_last"] = float(
+                (fns[f"{short} eager channels_last"]() - reference).abs().max())
             outs[f"{short} eager NCHW"] = 0.0
         ms = interleaved_ms(fns, 5 if args.quick else 9)
         base = ms["v1 eager channels_last"]

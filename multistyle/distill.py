@@ -64,7 +64,8 @@ class DistillConfig:
             if not (isinstance(value, int) and lo <= value <= hi):
                 raise ValueError(f"{name.replace('_', '-')} must be an integer in {lo}..{hi}, not {value!r}")
         if self.size % 4 or self.size > self.photo_size:
-            raise ValueError(f"size must be a multiple of 4 and at most photo-size ({self.photo_size}), not {self.size}")
+            raise ValueError(f"size must be a multiple of 4 and at most photo-size ({self.photo_size}), "
+                             f"not {self.size}")
         if not (math.isfinite(self.lr) and 0 < self.lr < 1):
             raise ValueError(f"lr must be in (0, 1), not {self.lr}")
         if not (0 <= self.mix_fraction <= 1 and 0 <= self.grad_weight < 1e6 and self.checkpoint_seconds > 0):
@@ -166,7 +167,8 @@ def evaluate(student: torch.nn.Module, teacher_outputs: list[tuple[torch.Tensor,
 
 
 @torch.no_grad()
-def teacher_eval_outputs(teacher: StyleNet, photos: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
+def teacher_eval_outputs(teacher: StyleNet, photos: Sequence[torch.Tensor]
+                         ) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
     """The teacher's output for every held-out photo in every style."""
     return [(p, s, teacher(p, torch.tensor([s]))) for p in photos for s in range(teacher.num_styles)]
 
@@ -187,7 +189,7 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
     teacher.eval().requires_grad_(False)
     student = make_student(teacher, config, config.seed)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
-    start, history, evals = 0, [], []
+    start, history, evals, elapsed_before = 0, [], [], 0.0
     if resume and state_path(out).exists():
         saved, extra = load_model(state_path(out))
         if saved.style_names != teacher_model.style_names or saved.net.arch_params() != student.arch_params():
@@ -196,7 +198,7 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
         student.load_state_dict(saved.net.state_dict())
         load_optimizer_tensors(optimizer, extra)
         start, history = int(saved.extra["step"]), saved.extra.get("history", [])
-        evals = saved.extra.get("evals", [])
+        evals, elapsed_before = saved.extra.get("evals", []), float(saved.extra.get("seconds", 0.0))
         log(f"resuming {state_path(out)} at step {start}")
     if start >= config.steps:
         return ModelFile(student.eval(), teacher_model.styles, teacher_model.loss, {"step": start})
@@ -205,7 +207,6 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
     loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), config.batch, start, config.steps,
                                                            config.seed), num_workers=config.workers)
     references = teacher_eval_outputs(teacher, eval_photos(eval_dir))
-    elapsed_before = history[-1]["seconds"] if history else 0.0
     started, cpu_started = time.perf_counter(), time.process_time()
     last_save = time.perf_counter()
     sums: dict[str, float] = {}
@@ -213,8 +214,9 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
     student.train()
 
     def snapshot(step: int) -> None:
-        record = {"step": step, "history": history, "evals": evals, "config": config.to_dict(), "teacher": str(teacher_path),
-                  "seconds": elapsed_before + time.perf_counter() - started, "kind": "distill-from-v1"}
+        record = {"step": step, "history": history, "evals": evals, "config": config.to_dict(),
+                  "teacher": str(teacher_path), "seconds": elapsed_before + time.perf_counter() - started,
+                  "kind": "distill-from-v1"}
         for s in teacher_model.styles:
             s.training = {**s.training, "distilled_steps": step}
         save_model(ModelFile(student, teacher_model.styles, teacher_model.loss, record), state_path(out),
