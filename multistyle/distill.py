@@ -29,8 +29,15 @@ from .checkpoint import ModelFile, load_model, save_model
 from .errors import MultistyleError
 from .imageio import load_image
 from .network import FastStyleNet, StyleNet
-from .training import (ContentImages, StepBatches, augment, load_optimizer_tensors, optimizer_tensors, state_path,
-                       step_generator)
+from .training import (
+    ContentImages,
+    StepBatches,
+    augment,
+    load_optimizer_tensors,
+    optimizer_tensors,
+    state_path,
+    step_generator,
+)
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
 EVAL_PHOTOS = ("kodak_houses.jpg", "kodak_parrots.jpg", "coffee.jpg")  # held out: not in the training photos

@@ -6,17 +6,17 @@ import json
 
 import pytest
 import torch
+from conftest import CONTENT, ROOT
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from multistyle.checkpoint import ModelFile, StyleInfo, load_model, read_metadata, save_model
 from multistyle.distill import DistillConfig, distill, distill_loss, make_student, target_weights
 from multistyle.errors import ModelFileError
+from multistyle.imageio import load_image
 from multistyle.inference import Stylizer, pad_to_multiple
 from multistyle.models import PACKAGED_MODEL
 from multistyle.network import FastStyleNet, StyleNet, instance_norm_affine
-
-from conftest import CONTENT, ROOT
 
 
 def styled_v2(num_styles: int = 3, **kw) -> FastStyleNet:
@@ -153,7 +153,8 @@ def test_student_starts_from_the_teacher_body():
 
 def test_distillation_lowers_the_loss_and_resumes_exactly(tmp_path, teacher_file):
     teacher = load_model(teacher_file)[0].net
-    batch = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    held_out = [ROOT / "examples" / "tubingen.jpg", CONTENT / "kodak_parrots.jpg"]
+    batch = torch.cat([load_image(photo, max_size=48)[..., :32, :32] for photo in held_out])
     weights = target_weights(2, 2, 0.5, torch.Generator().manual_seed(4))
     with torch.no_grad():
         target = teacher(batch, weights)
