@@ -8,6 +8,10 @@ shape matches (the stride-2 conv, the residual blocks, the upsampling conv and t
 space-to-depth stem and the pixel-shuffle head start from scratch. Style names, thumbnails, paintings and loss
 settings are copied from the teacher's file.
 
+Phase 2 (``perceptual_weight`` > 0) adds the model's own perceptual loss (VGG19 content + style + TV, the
+settings and stored paintings of the teacher file, as in :mod:`multistyle.training`) so the student can improve
+beyond its teacher; it costs a VGG pass per step.
+
 Everything random comes from generators seeded by (seed, step), like :mod:`multistyle.training`, so a run
 resumed from its state file continues exactly as if it had never stopped.
 """
@@ -41,6 +45,7 @@ from .training import (
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
 EVAL_PHOTOS = ("kodak_houses.jpg", "kodak_parrots.jpg", "coffee.jpg")  # held out: not in the training photos
+PERCEPTUAL_SCALE = 1e5  # about v1's final training loss (MODEL.md), so the perceptual term is O(1) per unit weight
 
 
 @dataclass
@@ -54,6 +59,7 @@ class DistillConfig:
     lr: float = 2e-3
     grad_weight: float = 1.0  # weight of the L1 on image differences
     mix_fraction: float = 0.25  # share of examples whose target is a random two-style mix
+    perceptual_weight: float = 0.0  # phase 2: weight of the model's own perceptual loss / PERCEPTUAL_SCALE (VGG)
     width: float = 0.25
     blocks: int = 3
     block: str = "conv"
@@ -75,8 +81,10 @@ class DistillConfig:
                              f"not {self.size}")
         if not (math.isfinite(self.lr) and 0 < self.lr < 1):
             raise ValueError(f"lr must be in (0, 1), not {self.lr}")
-        if not (0 <= self.mix_fraction <= 1 and 0 <= self.grad_weight < 1e6 and self.checkpoint_seconds > 0):
-            raise ValueError("mix-fraction must be in [0, 1], grad-weight >= 0, checkpoint-seconds > 0")
+        if not (0 <= self.mix_fraction <= 1 and 0 <= self.grad_weight < 1e6 and self.checkpoint_seconds > 0
+                and 0 <= self.perceptual_weight < 1e6):
+            raise ValueError("mix-fraction must be in [0, 1], grad-weight and perceptual-weight >= 0, "
+                             "checkpoint-seconds > 0")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -148,6 +156,19 @@ def distill_loss(student_out: torch.Tensor, teacher_out: torch.Tensor, grad_weig
     return {"pixel": pixel, "grad": grad, "total": pixel + grad_weight * grad}
 
 
+def perceptual_setup(model: ModelFile):
+    """(PerceptualLoss with the model's loss settings, Gram targets of its stored paintings) for phase 2."""
+    from .losses import LossConfig, PerceptualLoss
+
+    missing = [s.name for s in model.styles if s.painting is None]
+    if missing:
+        raise MultistyleError(f"styles {', '.join(missing[:3])} have no stored painting in the teacher file, so "
+                              "--perceptual-weight cannot build their style targets")
+    loss_fn = PerceptualLoss(LossConfig.from_dict(model.loss))
+    images = [s.painting.permute(2, 0, 1)[None].float() / 255 for s in model.styles]
+    return loss_fn, loss_fn.style_targets(images, model.style_names)
+
+
 def eval_photos(folder: str | os.PathLike | None, size: int = 256) -> list[torch.Tensor]:
     """Held-out photos (long side ``size``, cropped to multiples of 4) for the evaluation loss; [] if absent."""
     if folder is None:
@@ -214,6 +235,7 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
     loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), config.batch, start, config.steps,
                                                            config.seed), num_workers=config.workers)
     references = teacher_eval_outputs(teacher, eval_photos(eval_dir))
+    perceptual = perceptual_setup(teacher_model) if config.perceptual_weight > 0 else None
     started, cpu_started = time.perf_counter(), time.process_time()
     last_save = time.perf_counter()
     sums: dict[str, float] = {}
@@ -239,7 +261,13 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
                                  step_generator(config.seed, step, 0, 2))
         with torch.no_grad():
             target = teacher(batch, weights)
-        terms = distill_loss(student(batch, weights), target, config.grad_weight)
+        output = student(batch, weights)
+        terms = distill_loss(output, target, config.grad_weight)
+        if perceptual is not None:
+            loss_fn, style_targets = perceptual
+            p_terms = loss_fn(output, loss_fn.content_targets(batch), style_targets.mix(weights))
+            terms["perceptual"] = p_terms.total / PERCEPTUAL_SCALE
+            terms["total"] = terms["total"] + config.perceptual_weight * terms["perceptual"]
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()

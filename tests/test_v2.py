@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from multistyle.checkpoint import ModelFile, StyleInfo, load_model, read_metadata, save_model
 from multistyle.distill import DistillConfig, distill, distill_loss, make_student, target_weights
-from multistyle.errors import ModelFileError
+from multistyle.errors import ModelFileError, MultistyleError
 from multistyle.imageio import load_image
 from multistyle.inference import Stylizer, pad_to_multiple
 from multistyle.models import PACKAGED_MODEL
@@ -171,3 +171,20 @@ def test_distillation_lowers_the_loss_and_resumes_exactly(tmp_path, teacher_file
     assert all(torch.equal(a[k], b[k]) for k in a)
     saved, _ = load_model(tmp_path / "b.safetensors")
     assert saved.net.arch_params() == straight.net.arch_params() and saved.style_names == ["style0", "style1"]
+
+
+def test_phase_two_adds_the_perceptual_loss_of_the_stored_paintings(tmp_path, teacher_file):
+    config = DistillConfig(size=32, photo_size=48, batch=2, steps=2, workers=0, log_every=1, perceptual_weight=0.5,
+                           checkpoint_seconds=1e6)
+    with pytest.raises(MultistyleError, match="no stored painting"):
+        distill(teacher_file, PHOTOS, tmp_path / "p.safetensors", config, log=lambda s: None)
+    model, _ = load_model(teacher_file)
+    for i, style in enumerate(model.styles):
+        noise = torch.Generator().manual_seed(i)
+        style.painting = torch.randint(0, 256, (40, 48, 3), dtype=torch.uint8, generator=noise)
+    painted = save_model(model, tmp_path / "painted.safetensors")
+    distill(painted, PHOTOS, tmp_path / "p.safetensors", config, log=lambda s: None)
+    history = load_model(tmp_path / "p.train.safetensors")[0].extra["history"]
+    assert [h["step"] for h in history] == [1, 2]
+    for h in history:
+        assert h["perceptual"] > 0 and h["total"] == pytest.approx(h["pixel"] + h["grad"] + 0.5 * h["perceptual"])

@@ -44,6 +44,9 @@ def parser() -> argparse.ArgumentParser:
                    help="weight of the L1 on horizontal/vertical image differences")
     p.add_argument("--mix-fraction", type=nonneg_float, default=d.mix_fraction,
                    help="share of crops whose target is a random mix of two styles")
+    p.add_argument("--perceptual-weight", type=nonneg_float, default=d.perceptual_weight,
+                   help="phase 2: add the teacher file's perceptual loss (VGG19, its stored paintings) / 1e5 "
+                        "with this weight (0 = pure distillation; a VGG pass per step)")
     p.add_argument("--width", type=float, default=d.width, help="v2 channel width multiplier")
     p.add_argument("--blocks", type=int, default=d.blocks, help="v2 residual blocks at 1/4 resolution")
     p.add_argument("--block", default=d.block, choices=("conv", "dw"), help="residual block kind")
@@ -73,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         config = DistillConfig(size=args.size, photo_size=args.photo_size, batch=args.batch, steps=args.steps,
                                lr=args.lr, grad_weight=args.grad_weight, mix_fraction=args.mix_fraction,
+                               perceptual_weight=args.perceptual_weight,
                                width=args.width, blocks=args.blocks, block=args.block,
                                cond_encoder=not args.plain_encoder, seed=args.seed,
                                checkpoint_seconds=max(1.0, args.checkpoint_minutes * 60), workers=args.workers)
