@@ -114,9 +114,10 @@ def test_real_browser_upload_and_stylize(server, small_photo, tmp_path):
         src = result.get_attribute("src")
         shown = page.request.get(src if "://" in src else url.rstrip("/") + "/" + src.lstrip("/"))
         assert shown.ok, src
+        body = shown.body()
         page.screenshot(path=str(tmp_path / "page.png"))
         browser.close()
-    out = np.asarray(Image.open(io.BytesIO(shown.body())).convert("RGB")).astype(np.float32)
+    out = np.asarray(Image.open(io.BytesIO(body)).convert("RGB")).astype(np.float32)
     photo = np.asarray(Image.open(small_photo).convert("RGB")).astype(np.float32)
     assert out.shape == photo.shape  # the page shows a result for the uploaded photo, at its size
     assert np.abs(out - photo).mean() > 10  # ... and it is stylized, not the photo echoed back
