@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from .benchkit import DATA, register, table
+from .benchkit import DATA, ROOT, effort, register, table
 from .network import FastStyleNet, StyleBankNet, StyleNet
 
 RESOLUTIONS = [(320, 240), (640, 480), (1280, 720)]
@@ -94,15 +94,15 @@ def bench_arch(args: argparse.Namespace) -> dict:
     for name, make in candidates().items():
         torch.manual_seed(0)
         nets[name] = make().eval().to(memory_format=torch.channels_last)
-    sizes = RESOLUTIONS[:2] if args.quick else RESOLUTIONS
+    sizes = effort(args, RESOLUTIONS, RESOLUTIONS[:2], [(64, 48)])
     rows = {name: {"params": sum(p.numel() for p in net.parameters()), "gflops": gflops(net, (640, 480))}
             for name, net in nets.items()}
-    thread_counts = [2, 1]
+    thread_counts = effort(args, [2, 1], [2, 1], [1])
     for threads in thread_counts:
         torch.set_num_threads(threads)
         for size in sizes:
             x = frame(size)
-            repeat = {320: 15, 640: 9, 1280: 5}[size[0]] if not args.quick else 3
+            repeat = effort(args, {320: 15, 640: 9, 1280: 5}.get(size[0], 9), 3, 1)
             ms = interleaved_ms({n: _runner(net, x) for n, net in nets.items()}, repeat)
             for name, value in ms.items():
                 rows[name][f"{size[0]}x{size[1]}@{threads}"] = value
@@ -147,10 +147,11 @@ def bench_engines(args: argparse.Namespace) -> list[dict]:
     torch.compile, on 2 and 1 threads; agreement with eager is checked (max abs difference)."""
     import numpy as np
 
-    size = (640, 480)
+    size = effort(args, (640, 480), (640, 480), (64, 48))
     makers = list(candidates().items())[:2]
     rows = []
-    for threads in (2, 1):
+    threads_before = torch.get_num_threads()
+    for threads in effort(args, (2, 1), (2, 1), (1,)):
         torch.set_num_threads(threads)
         fns, outs = {}, {}
         for label, make in makers:
@@ -170,7 +171,7 @@ def bench_engines(args: argparse.Namespace) -> list[dict]:
             fns[f"{short} onnxruntime"] = lambda s=session_net, f=feed: s.run(None, f)
             onnx_out = torch.from_numpy(fns[f"{short} onnxruntime"]()[0])
             outs[f"{short} onnxruntime"] = float((onnx_out - reference).abs().max())
-            if not args.quick:
+            if not args.quick and not getattr(args, "smoke", False):
                 compiled = _compiled(make, net)
                 if compiled is not None:
                     fns[f"{short} torch.compile (inductor)"] = _runner(compiled, x_cl)
@@ -179,12 +180,12 @@ def bench_engines(args: argparse.Namespace) -> list[dict]:
             outs[f"{short} eager channels_last"] = float(
                 (fns[f"{short} eager channels_last"]() - reference).abs().max())
             outs[f"{short} eager NCHW"] = 0.0
-        ms = interleaved_ms(fns, 5 if args.quick else 9)
+        ms = interleaved_ms(fns, effort(args, 9, 5, 1))
         base = ms["v1 eager channels_last"]
         for name, value in ms.items():
             rows.append({"engine": name, "threads": threads, "ms": value, "vs_v1_eager_cl": value / base,
                          "max_abs_diff": outs.get(name, float("nan"))})
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads_before)
     print(table("Engines at 640x480 (median ms, interleaved; ratio vs v1 eager channels_last on the same threads)",
                 ["engine", "threads", "ms", "vs v1 eager channels_last", "max |diff| vs eager NCHW"],
                 [[r["engine"], r["threads"], r["ms"], r["vs_v1_eager_cl"], r["max_abs_diff"]] for r in rows]))
@@ -208,6 +209,15 @@ def _compiled(make: Callable[[], StyleBankNet], net: torch.nn.Module):
         return None
 
 
+def compared_model(args: argparse.Namespace) -> Path | None:
+    """The model the v2 benches compare with the packaged one: ``--model``, else the v2 training output of a
+    checkout (train/checkpoints/v2.safetensors) when present, else None."""
+    if args.model:
+        return Path(args.model)
+    checkout = ROOT / "train" / "checkpoints" / "v2.safetensors"
+    return checkout if checkout.is_file() else None
+
+
 def bench_arch_quality(args: argparse.Namespace) -> dict:
     """A cheap quality proxy for a v2 model (``--model``): per style, its perceptual loss (the model's own loss
     settings, as in the ``quality`` bench) over v1's (the packaged model) on the same held-out photos. No Gatys
@@ -218,16 +228,18 @@ def bench_arch_quality(args: argparse.Namespace) -> dict:
     from .losses import LossConfig, PerceptualLoss
     from .models import PACKAGED_MODEL
 
-    if not args.model:
-        raise SystemExit("error: arch-quality needs --model V2_FILE (it is compared with the packaged model)")
-    v1, v2 = load_model(PACKAGED_MODEL)[0], load_model(args.model)[0]
+    other = compared_model(args)
+    if other is None:
+        print("arch-quality: skipped (give --model V2_FILE to compare with the packaged model)\n")
+        return {}
+    v1, v2 = load_model(PACKAGED_MODEL)[0], load_model(other)[0]
     if v1.style_names != v2.style_names:
         raise SystemExit("error: the two models hold different styles")
     loss = PerceptualLoss(LossConfig.from_dict(v1.loss))
-    size = 128 if args.quick else 256
+    size = effort(args, 256, 128, 32)
     photos = [load_image(DATA / "content" / n, max_size=size) for n in ("tubingen.jpg", "kodak_lighthouse.jpg")]
     rows = []
-    for index, style in enumerate(v1.styles):
+    for index, style in enumerate(v1.styles[: effort(args, None, None, 1)]):
         style_file = DATA / "styles" / style.source
         if not style_file.is_file():
             continue
@@ -244,7 +256,7 @@ def bench_arch_quality(args: argparse.Namespace) -> dict:
         rows.append({"style": style.name, "v1_loss": totals["v1"], "v2_loss": totals["v2"],
                      "ratio": totals["v2"] / totals["v1"]})
     ratios = sorted(r["ratio"] for r in rows)
-    print(table(f"v2 / v1 perceptual loss ({args.model}; {len(photos)} held-out photos, {size} px; median "
+    print(table(f"v2 / v1 perceptual loss ({other}; {len(photos)} held-out photos, {size} px; median "
                 f"{statistics.median(ratios):.3g})", ["style", "v1 loss", "v2 loss", "v2 / v1"],
                 [[r["style"], r["v1_loss"], r["v2_loss"], r["ratio"]] for r in rows]))
     return {"arch_quality": rows}
@@ -258,16 +270,19 @@ def bench_arch_api(args: argparse.Namespace) -> dict:
     from .inference import stylize
     from .models import PACKAGED_MODEL
 
-    if not args.model:
-        raise SystemExit("error: arch-api needs --model V2_FILE (it is compared with the packaged model)")
-    frame_u8 = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    models = {"packaged (v1)": str(PACKAGED_MODEL), f"{args.model}": args.model}
+    other = compared_model(args)
+    if other is None:
+        print("arch-api: skipped (give --model V2_FILE to compare with the packaged model)\n")
+        return {}
+    w, h = effort(args, (640, 480), (640, 480), (64, 48))
+    frame_u8 = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    models = {"packaged (v1)": str(PACKAGED_MODEL), str(other): str(other)}
     threads_before = torch.get_num_threads()
     rows = []
-    for threads in (2, 1):
+    for threads in effort(args, (2, 1), (2, 1), (1,)):
         torch.set_num_threads(threads)
         fns = {k: (lambda m=m: stylize(frame_u8, 0, model=m, device="cpu")) for k, m in models.items()}
-        ms = interleaved_ms(fns, 5 if args.quick else 11)
+        ms = interleaved_ms(fns, effort(args, 11, 5, 1))
         base = ms["packaged (v1)"]
         rows += [{"model": k, "threads": threads, "ms": v, "vs_v1": v / base} for k, v in ms.items()]
     torch.set_num_threads(threads_before)

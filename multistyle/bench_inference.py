@@ -145,13 +145,13 @@ def bench_webcam(args: argparse.Namespace) -> dict:
     from .video import Controls, FrameStylizer, flicker_metric, resize_for_processing, run_pipeline
 
     clip = DATA / "video" / "bunny.mp4"
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    frames_n = 30 if args.quick else 45
+    frames_n = effort(args, 45, 30, 3)
     rows = []
-    for device in devices:
+    for device in devices(args):
         stylizer = get_stylizer(args.model, device)
-        for w, h in RESOLUTIONS:
-            model_ms = latency_ms(stylizer.net, device, (w, h), stylizer.half, 5 if device == "cpu" else 50)
+        for w, h in effort(args, RESOLUTIONS, RESOLUTIONS, [(64, 48)]):
+            model_ms = latency_ms(stylizer.net, device, (w, h), stylizer.half,
+                                  effort(args, 5, 5, 1) if device == "cpu" else 50)
             controls = Controls(stylizer.names, flicker=True)
             process = FrameStylizer(stylizer, controls, max(w, h))
             stats = run_pipeline(str(clip), _Upscaled(process, (w, h)), lambda a, b: True, max_frames=frames_n,
@@ -163,14 +163,15 @@ def bench_webcam(args: argparse.Namespace) -> dict:
                 [[r["device"], r["resolution"], r["model_fps"], r["end_to_end_fps"]] for r in rows]))
     cap = cv2.VideoCapture(str(clip))
     frames = []
-    while len(frames) < (24 if args.quick else 72):
+    while len(frames) < effort(args, 72, 24, 3):
         ok, frame = cap.read()
         if not ok:
             break
-        frames.append(resize_for_processing(frame, 320))
-    stylizer = get_stylizer(args.model, devices[-1])
+        frames.append(resize_for_processing(frame, effort(args, 320, 320, 64)))
+    cap.release()
+    stylizer = get_stylizer(args.model, devices(args)[-1])
     flicker_rows = []
-    for name in stylizer.names[:2] if args.quick else stylizer.names[::4]:
+    for name in effort(args, stylizer.names[::4], stylizer.names[:2], stylizer.names[:1]):
         result = {"style": name}
         for flicker in (False, True):
             controls = Controls(stylizer.names, style=stylizer.names.index(name), flicker=flicker)
