@@ -180,7 +180,7 @@ def _plot_refine(runs: list[dict], path: Path) -> None:
     """Median over runs of loss / default Gatys final loss against seconds / default Gatys seconds."""
     from .plots import line_plot
 
-    grid = [i / 40 for i in range(0, 49)]  # 0 .. 1.2 × the default run's time
+    grid = [i / 40 for i in range(49)]  # 0 .. 1.2 × the default run's time
     series: dict[str, list[float]] = {}
     for key, label in (("default", "Gatys from the photo (default)"), ("noise", "Gatys from noise"),
                        ("refine", "refine: from the network's output")):
@@ -228,7 +228,7 @@ def bench_video(args: argparse.Namespace) -> dict:
                            "--device", device],
             }
             for name in (("video", "webcam") if r % 2 == 0 else ("webcam", "video")):
-                done = subprocess.run(commands[name], capture_output=True, text=True, cwd=ROOT)
+                done = subprocess.run(commands[name], capture_output=True, text=True, cwd=ROOT, check=False)
                 if done.returncode:
                     raise RuntimeError(f"{name}: {done.stderr.strip()[-300:]}")
                 result[name].append(_fps(done.stdout))
@@ -261,7 +261,7 @@ def bench_webcam_stages(args: argparse.Namespace) -> dict:
             with tempfile.TemporaryDirectory() as tmp:
                 recorder = VideoRecorder(Path(tmp) / "out.mp4", 24)
 
-                def sink(_small, stylized) -> bool:
+                def sink(_small, stylized, controls=controls, device=device, recorder=recorder) -> bool:
                     h, w = stylized.shape[:2]
                     shown = cv2.resize(stylized, (960, round(960 * h / w)), interpolation=cv2.INTER_LINEAR)
                     draw_hud(shown, controls, 0.0, device)

@@ -4,8 +4,8 @@ trained with and the style paintings stored in the model file (``painting.<i>``)
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import torch
 

@@ -180,8 +180,8 @@ def draw_hud(frame: np.ndarray, controls: Controls, fps: float, device: str) -> 
     """Style, mix, strength, stroke scale, flags, FPS and device in the top-left corner (in place)."""
     flags = "".join(f for f, on in ((" color", controls.preserve_color), (" deflicker", controls.flicker),
                                      (" REC", controls.recording)) if on)
-    lines = [controls.label(), f"{fps:.1f} fps  {device}  strength {controls.strength:.1f}  "
-                               f"scale {controls.scale:g}{flags}"]
+    lines = [controls.label(),
+             f"{fps:.1f} fps  {device}  strength {controls.strength:.1f}  scale {controls.scale:g}{flags}"]
     for i, text in enumerate(lines):
         y = 20 + 20 * i
         cv2.putText(frame, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)

@@ -126,3 +126,23 @@ def test_uint8_device_path_matches_float_path():
     reference = multistyle.stylize(rgb, "the_scream", strength=0.8, device="cpu")
     reference = (reference[0].permute(1, 2, 0).numpy()[:, :, ::-1] * 255).round()
     assert np.abs(out.astype(np.float64) - reference).max() <= 1.0
+
+
+def test_scale_keys_step_through_scales_and_show_in_the_hud():
+    from multistyle.video import SCALE_STEPS, draw_hud
+
+    c = Controls(["a", "b"])
+    c.handle_key(ord(","))
+    assert c.scale == 0.7
+    for _ in range(10):
+        c.handle_key(ord(","))
+    assert c.scale == SCALE_STEPS[0]
+    c.handle_key(ord("."))
+    assert c.scale == SCALE_STEPS[1]
+    for _ in range(10):
+        c.handle_key(ord("."))
+    assert c.scale == SCALE_STEPS[-1]
+    blank = np.zeros((120, 640, 3), np.uint8)
+    with_hud = draw_hud(blank.copy(), c, 10.0, "cpu")
+    c.scale = 0.5
+    assert not np.array_equal(draw_hud(blank.copy(), c, 10.0, "cpu"), with_hud)  # the scale is drawn
