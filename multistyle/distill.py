@@ -156,7 +156,7 @@ def distill_loss(student_out: torch.Tensor, teacher_out: torch.Tensor, grad_weig
     return {"pixel": pixel, "grad": grad, "total": pixel + grad_weight * grad}
 
 
-def perceptual_setup(model: ModelFile):
+def perceptual_setup(model: ModelFile, device: torch.device | str = "cpu"):
     """(PerceptualLoss with the model's loss settings, Gram targets of its stored paintings) for phase 2."""
     from .losses import LossConfig, PerceptualLoss
 
@@ -164,8 +164,8 @@ def perceptual_setup(model: ModelFile):
     if missing:
         raise MultistyleError(f"styles {', '.join(missing[:3])} have no stored painting in the teacher file, so "
                               "--perceptual-weight cannot build their style targets")
-    loss_fn = PerceptualLoss(LossConfig.from_dict(model.loss))
-    images = [s.painting.permute(2, 0, 1)[None].float() / 255 for s in model.styles]
+    loss_fn = PerceptualLoss(LossConfig.from_dict(model.loss)).to(device)
+    images = [s.painting.permute(2, 0, 1)[None].float().to(device) / 255 for s in model.styles]
     return loss_fn, loss_fn.style_targets(images, model.style_names)
 
 
@@ -188,7 +188,7 @@ def evaluate(student: torch.nn.Module, teacher_outputs: list[tuple[torch.Tensor,
     """Mean pixel L1 between student and teacher over (photo, style, teacher output) triples."""
     was_training = student.training
     student.eval()
-    total = sum(float((student(photo, torch.tensor([style])) - target).abs().mean())
+    total = sum(float((student(photo, torch.tensor([style], device=photo.device)) - target).abs().mean())
                 for photo, style, target in teacher_outputs)
     student.train(was_training)
     return total / max(1, len(teacher_outputs))
@@ -198,24 +198,26 @@ def evaluate(student: torch.nn.Module, teacher_outputs: list[tuple[torch.Tensor,
 def teacher_eval_outputs(teacher: StyleNet, photos: Sequence[torch.Tensor]
                          ) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
     """The teacher's output for every held-out photo in every style."""
-    return [(p, s, teacher(p, torch.tensor([s]))) for p in photos for s in range(teacher.num_styles)]
+    return [(p, s, teacher(p, torch.tensor([s], device=p.device))) for p in photos for s in range(teacher.num_styles)]
 
 
 def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out: str | os.PathLike,
             config: DistillConfig, resume: bool = False, eval_dir: str | os.PathLike | None = None,
             cpu_budget: float | None = None, progress: ProgressFn | None = None,
-            log: Callable[[str], None] = print) -> ModelFile:
+            log: Callable[[str], None] = print, device: str | torch.device = "cpu") -> ModelFile:
     """Distil the v1 model at ``teacher_path`` into a v2 net written to ``out`` (CPU). The state (weights, Adam
     moments, step, loss history) goes to :func:`~multistyle.training.state_path` ``(out)`` atomically every
     ``config.checkpoint_seconds`` and at the end; ``resume`` continues it exactly. ``cpu_budget``: stop (with a
-    checkpoint) once this process has used that many CPU seconds (for equal-cost recipe comparisons)."""
-    teacher_model, _ = load_model(teacher_path)
+    checkpoint) once this process has used that many CPU seconds (for equal-cost recipe comparisons). ``device``:
+    where teacher, student and the loss run (the state file is the same on any device)."""
+    device = torch.device(device)
+    teacher_model, _ = load_model(teacher_path, device)
     teacher = teacher_model.net
     if not isinstance(teacher, StyleNet):
         raise MultistyleError(f"{teacher_path} is a {teacher.architecture} model; the teacher must be a v1 "
                               f"(cin-transformer-v1) model")
     teacher.eval().requires_grad_(False)
-    student = make_student(teacher, config, config.seed)
+    student = make_student(teacher, config, config.seed).to(device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
     start, history, evals, elapsed_before = 0, [], [], 0.0
     if resume and state_path(out).exists():
@@ -234,8 +236,8 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
     crop_area = min(1.0, (config.size / config.photo_size) ** 2)
     loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), config.batch, start, config.steps,
                                                            config.seed), num_workers=config.workers)
-    references = teacher_eval_outputs(teacher, eval_photos(eval_dir))
-    perceptual = perceptual_setup(teacher_model) if config.perceptual_weight > 0 else None
+    references = teacher_eval_outputs(teacher, [p.to(device) for p in eval_photos(eval_dir)])
+    perceptual = perceptual_setup(teacher_model, device) if config.perceptual_weight > 0 else None
     started, cpu_started = time.perf_counter(), time.process_time()
     last_save = time.perf_counter()
     sums: dict[str, float] = {}
@@ -256,9 +258,9 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
     step = start
     for step, indices in enumerate(loader, start=start):
         seed = int(torch.randint(2**31, (1,), generator=step_generator(config.seed, step, 0, 1)))
-        batch = augment(indices, config.size, seed, crop_area)
+        batch = augment(indices.to(device), config.size, seed, crop_area)
         weights = target_weights(teacher.num_styles, batch.shape[0], config.mix_fraction,
-                                 step_generator(config.seed, step, 0, 2))
+                                 step_generator(config.seed, step, 0, 2)).to(device)
         with torch.no_grad():
             target = teacher(batch, weights)
         output = student(batch, weights)

@@ -57,6 +57,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu-budget", type=nonneg_float, default=None,
                    help="stop after this many CPU seconds of this process (for equal-cost comparisons)")
     p.add_argument("--workers", type=int, default=d.workers, help="DataLoader decoding processes")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, auto ...")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: torch's)")
     p.add_argument("--resume", action="store_true", help="continue from the state file beside --out")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if --out exists")
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         from multistyle.distill import DistillConfig, distill
+        from multistyle.gatys import pick_device
         from multistyle.training import list_images, state_path
 
         if args.threads:
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"step {step}/{total}  " + "  ".join(f"{k} {v:.4g}" for k, v in record.items()), flush=True)
 
         model = distill(args.teacher, list_images(args.content_dir), args.out, config, resume=args.resume,
-                        eval_dir=args.eval_dir, cpu_budget=args.cpu_budget, progress=progress, log=bar.write)
+                        eval_dir=args.eval_dir, cpu_budget=args.cpu_budget, progress=progress, log=bar.write,
+                        device=pick_device(args.device))
         bar.close()
         print(f"done: step {model.extra['step']}, {model.net.num_styles} styles -> {args.out}")
         return 0
