@@ -101,38 +101,42 @@ def test_packaged_model_is_never_modified(tmp_path):
 SAVE_LOOP = """
 import sys
 from multistyle.checkpoint import load_model, save_model
-a, _ = load_model(sys.argv[1])
-b, _ = load_model(sys.argv[2])
-save_model(a, sys.argv[3])
+a, extra_a = load_model(sys.argv[1])
+b, extra_b = load_model(sys.argv[2])
+save_model(a, sys.argv[3], extra_a)
 print("ready", flush=True)
 while True:
-    save_model(b, sys.argv[3])
-    save_model(a, sys.argv[3])
+    save_model(b, sys.argv[3], extra_b)
+    save_model(a, sys.argv[3], extra_a)
 """
 
 
 def test_sigkill_while_saving_leaves_the_old_or_the_new_file(tmp_path):
-    """A process that does nothing but save two different models over one path is killed at random moments,
-    so most kills land inside save_model (a leftover temp file proves it): the model file is always one of the
-    two complete files, byte for byte, and loads."""
+    """A process that does nothing but save two different models over one path (with 32 MB of ballast, so the
+    write and fsync dominate each save) is killed at random moments; a leftover temp file proves a kill landed
+    inside save_model. The model file is always one of the two complete files, byte for byte, and loads."""
+    import torch
+
     from multistyle.checkpoint import save_model
 
-    first = tmp_path / "a.safetensors"
-    first.write_bytes(PACKAGED_MODEL.read_bytes())
-    model, _ = load_model(first)
+    model, _ = load_model(PACKAGED_MODEL)
+    for style in model.styles:
+        style.painting = None
+    ballast = {"ballast": torch.arange(8_000_000, dtype=torch.float32)}
+    first = save_model(model, tmp_path / "a.safetensors", ballast)
     model.styles[0].name = "renamed"  # a second, different complete file
-    second = save_model(model, tmp_path / "b.safetensors")
+    second = save_model(model, tmp_path / "b.safetensors", ballast)
     versions = {sha256(first), sha256(second)}
     target = tmp_path / "work" / "model.safetensors"
     target.parent.mkdir()
     rng = random.Random(11)
     mid_save = 0
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    for _ in range(8):
+    for _ in range(10):
         proc = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(first), str(second), str(target)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdout.readline().strip() == b"ready", proc.stderr.read().decode()
-        time.sleep(rng.uniform(0.02, 0.4))
+        time.sleep(rng.uniform(0.05, 0.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert sha256(target) in versions
