@@ -55,6 +55,7 @@ def run_gatys(args: argparse.Namespace) -> int:
     from .gatys import GatysConfig, stylize_gatys
     from .imageio import load_image, save_image
     from .losses import LossConfig, PerceptualLoss
+    from .inference import stored_paintings
 
     if args.init not in ("content", "noise") and not os.path.isfile(args.init):
         return fail(f"--init must be 'content', 'noise' or an existing image file, not {args.init!r}")
@@ -73,7 +74,7 @@ def run_gatys(args: argparse.Namespace) -> int:
     if bool(args.styles) == bool(args.style):
         return fail("give the style as painting file(s) or as -s STYLE (a style stored in the model), not both")
     if args.style:
-        styles, blend = _stored_paintings(args.style, args.model)
+        styles, blend = stored_paintings(args.style, args.model)
         args.style_weights = args.style_weights or blend
     else:
         styles = [load_image(s) for s in args.styles]
@@ -86,18 +87,6 @@ def run_gatys(args: argparse.Namespace) -> int:
     print(f"{result.seconds:.1f}s  content {last['content']:.4g}  style {last['style']:.4g}  "
           f"tv {last['tv']:.4g}  -> {args.output}")
     return 0
-
-
-def _stored_paintings(style: str, model_path: str | None):
-    """The paintings a model file stores for ``-s`` (a name, index or mix) and their blend weights."""
-    from .inference import parse_style_arg, style_weights
-    from .models import get_model
-    from .refine import style_paintings
-
-    model = get_model(model_path)
-    weights = style_weights(parse_style_arg(style), model.style_names)[0]
-    picked = [i for i, w in enumerate(weights.tolist()) if w > 0]
-    return style_paintings(model, picked), [float(weights[i]) for i in picked]
 
 
 # ---- entry point ------------------------------------------------------------------------------------------------

@@ -270,3 +270,14 @@ def export_onnx(model: ModelFile, path: str | os.PathLike, opset: int = 17) -> N
                               output_names=["stylized"], dynamic_axes=axes, opset_version=opset, dynamo=False)
 
     atomic_write(path, write)
+
+
+def stored_paintings(style: str, model_path: str | None = None) -> tuple[list[torch.Tensor], list[float]]:
+    """The paintings a model file stores for a CLI style spec (a name, index or ``a=0.7,b=0.3`` mix) and their
+    blend weights, for commands that optimise towards a model's styles (``gatys -s``, ``sweep -s``)."""
+    from .refine import style_paintings
+
+    model = get_model(model_path)
+    weights = style_weights(parse_style_arg(style), model.style_names)[0]
+    picked = [i for i, w in enumerate(weights.tolist()) if w > 0]
+    return style_paintings(model, picked), [float(weights[i]) for i in picked]

@@ -11,9 +11,12 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import MultistyleError
+
+if TYPE_CHECKING:
+    import torch
 
 LOSS_PARAMS = {"style-weight": ("style_weight", float), "content-weight": ("content_weight", float),
                "tv-weight": ("tv_weight", float), "pooling": ("pooling", str), "loss-net": ("loss_net", str),
@@ -67,7 +70,7 @@ def apply_cell(base, cell: dict[str, str]):
     return replace(base, loss=loss, **gatys_changes)
 
 
-def run_sweep(content_path: str, style_path: str, params: list[tuple[str, list[str]]], out_dir: str | os.PathLike,
+def run_sweep(content_path: str, style_path: str | torch.Tensor, params: list[tuple[str, list[str]]], out_dir: str | os.PathLike,
               base, device: str = "auto", progress: Callable[[int, int, str], None] | None = None,
               log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run every cell of the grid (skipping finished ones), then write sheet.png, losses.png and results.*."""
@@ -86,7 +89,10 @@ def run_sweep(content_path: str, style_path: str, params: list[tuple[str, list[s
             done = {r["slug"]: r for r in json.loads(results_file.read_text())["cells"]}
         except (ValueError, KeyError):
             done = {}
-    content, style = load_image(content_path), load_image(style_path)
+    import torch
+
+    content = load_image(content_path)
+    style = style_path if isinstance(style_path, torch.Tensor) else load_image(style_path)
     names = [p for p, _ in params]
     cells = [dict(zip(names, combo)) for combo in itertools.product(*[v for _, v in params])]
     losses: dict[tuple, PerceptualLoss] = {}  # one loss network per distinct setting, reused across cells
@@ -154,8 +160,11 @@ def add_sweep(sub) -> None:
                                    "loss curves (losses.png) and the final losses and times (results.json/.csv). "
                                    f"Parameters: {', '.join(PARAMS)}. Layer lists use +, e.g. "
                                    "style-layers=relu1_1+relu2_1. Finished cells are skipped when run again.")
-    p.add_argument("content")
-    p.add_argument("style")
+    p.add_argument("content", help="content photo")
+    p.add_argument("style", nargs="?", help="style painting file; or use -s")
+    p.add_argument("-s", "--style-name", dest="style_name", metavar="STYLE",
+                   help="instead of a file: a style of --model by name or index (its stored painting)")
+    p.add_argument("--model", help="model file whose stored paintings -s picks from (default: as for stylize)")
     p.add_argument("--param", action="append", required=True, metavar="NAME=V1,V2,...",
                    help="a parameter and its values (give one or two --param)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -195,7 +204,17 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
         count["last"] = i
         step_progress(count["runs"] + i, cells * args.steps, {})
 
-    records = run_sweep(args.content, args.style, params, args.output, base, args.device, progress, log=bar.write)
+    if bool(args.style) == bool(args.style_name):
+        raise MultistyleError("give the style as a painting file or as -s STYLE (a style stored in the model), not both")
+    style = args.style
+    if args.style_name:
+        from .inference import stored_paintings
+
+        paintings, _ = stored_paintings(args.style_name, args.model)
+        if len(paintings) != 1:
+            raise MultistyleError("sweep takes one style; a mix is for gatys and stylize")
+        style = paintings[0]
+    records = run_sweep(args.content, style, params, args.output, base, args.device, progress, log=bar.write)
     bar.close()
     print(f"{len(records)} cells -> {args.output}/sheet.png, losses.png, results.json, results.csv")
     return 0

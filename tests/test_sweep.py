@@ -41,3 +41,14 @@ def test_sweep_loss_net_and_bad_params(tmp_path):
     assert len(list(csv.DictReader((out / "results.csv").open()))) == 2
     assert "NAME=V1,V2" in assert_one_line_error(run_cli("sweep", *ARGS, "--param", "colour=1,2", "-o", str(out)))
     assert "not a valid value" in assert_one_line_error(run_cli("sweep", *ARGS, "--param", "seed=a", "-o", str(out)))
+
+
+def test_sweep_with_a_style_stored_in_the_model(tmp_path):
+    result = run_cli("sweep", str(ROOT / "examples" / "tubingen.jpg"), "-s", "udnie", "--param", "style-weight=30,3000",
+                     "--size", "32", "--steps", "2", "-o", str(tmp_path / "sw"), "--device", "cpu")
+    assert result.returncode == 0, result.stderr.decode()
+    cells = json.loads((tmp_path / "sw" / "results.json").read_text())["cells"]
+    assert len(cells) == 2 and cells[0]["style"] != cells[1]["style"]  # the stored painting is a real target
+    mixed = run_cli("sweep", str(ROOT / "examples" / "tubingen.jpg"), "-s", "udnie=0.5,great_wave=0.5", "--param",
+                    "style-weight=30", "-o", str(tmp_path / "sw2"))
+    assert "one style" in assert_one_line_error(mixed)
