@@ -155,7 +155,7 @@ class Stylizer:
         if scale != 1.0:
             size = (max(1, round(h * scale)), max(1, round(w * scale)))
             small = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
-        padded, (sh, sw) = pad_to_multiple(small.to(self.dtype))
+        padded, (sh, sw) = pad_to_multiple(small.to(self.dtype), getattr(self.net, "multiple", 4))
         padded = padded.contiguous(memory_format=torch.channels_last)
         out = (net or self.net)(padded, weights.to(self.device))[..., :sh, :sw].float()
         return resample_to(out, (h, w), x, upsample) if scale != 1.0 else out
