@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from .benchkit import DATA, ROOT, effort, register, table
+from .benchkit import DATA, compared_model, effort, register, table
 from .network import FastStyleNet, StyleBankNet, StyleNet
 
 RESOLUTIONS = [(320, 240), (640, 480), (1280, 720)]
@@ -207,15 +207,6 @@ def _compiled(make: Callable[[], StyleBankNet], net: torch.nn.Module):
     except Exception as exc:  # noqa: BLE001 — a compiler failure is a result of the study, not a crash
         print(f"torch.compile failed: {exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}")
         return None
-
-
-def compared_model(args: argparse.Namespace) -> Path | None:
-    """The model the v2 benches compare with the packaged one: ``--model``, else the v2 training output of a
-    checkout (train/checkpoints/v2.safetensors) when present, else None."""
-    if args.model:
-        return Path(args.model)
-    checkout = ROOT / "train" / "checkpoints" / "v2.safetensors"
-    return checkout if checkout.is_file() else None
 
 
 def bench_arch_quality(args: argparse.Namespace) -> dict:

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import torch
 
-from .benchkit import effort, register, table
+from .benchkit import compared_model, effort, register, table
 
 
 def interleaved_median_ms(fns: dict, rounds: int) -> dict[str, float]:
@@ -40,9 +40,7 @@ def bench_peer(args: argparse.Namespace) -> dict:
     w, h = effort(args, (640, 480), (640, 480), (64, 48))
     frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
     models = {"multistyle (packaged)": args.model}
-    from .bench_arch import compared_model  # the v2 file of a checkout, when there is one
-
-    other = compared_model(args)
+    other = compared_model(args)  # the v2 file of a checkout, when there is one
     if other is not None and args.model is None:
         models[f"multistyle ({other.name})"] = str(other)
     threads_before = torch.get_num_threads()

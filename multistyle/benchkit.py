@@ -36,6 +36,15 @@ def devices(args: argparse.Namespace) -> list[str]:
     return [args.device]
 
 
+def compared_model(args: argparse.Namespace) -> Path | None:
+    """The model the v2 benches compare with the packaged one: ``--model``, else the v2 training output of a
+    checkout (train/checkpoints/v2.safetensors) when present, else None."""
+    if args.model:
+        return Path(args.model)
+    checkout = ROOT / "train" / "checkpoints" / "v2.safetensors"
+    return checkout if checkout.is_file() else None
+
+
 def effort(args: argparse.Namespace, full, quick, smoke):
     """The setting for this run's effort: ``--smoke`` (tiny, only proves it runs), ``--quick`` or full."""
     return smoke if getattr(args, "smoke", False) else quick if args.quick else full
