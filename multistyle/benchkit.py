@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 from typing import Callable
@@ -43,6 +44,18 @@ def compared_model(args: argparse.Namespace) -> Path | None:
         return Path(args.model)
     checkout = ROOT / "train" / "checkpoints" / "v2.safetensors"
     return checkout if checkout.is_file() else None
+
+
+def interleaved_ms(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 2) -> dict[str, float]:
+    """Median ms per call of each function, timed round-robin (``warmup`` untimed rounds first)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for i in range(warmup + repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            if i >= warmup:
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def effort(args: argparse.Namespace, full, quick, smoke):
