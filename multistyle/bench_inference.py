@@ -70,15 +70,21 @@ def bench_stylize(args: argparse.Namespace) -> dict:
 
 
 def bench_quality(args: argparse.Namespace) -> dict:
-    """Per style: the network's perceptual loss over the Gatys teacher's, same weights and size, held-out photos."""
+    """Per style: the network's perceptual loss over the Gatys teacher's, same weights and size, held-out photos.
+    ``args.compare`` (model files with the same styles) adds a ratio per model against the same Gatys runs."""
     from .gatys import GatysConfig, stylize_gatys
     from .imageio import load_image
     from .losses import LossConfig, PerceptualLoss
     from .models import get_model
 
     model = get_model(args.model)
+    others = [(Path(f).stem, get_model(f)) for f in getattr(args, "compare", None) or []]
+    for name, other in others:
+        if other.style_names != model.style_names or other.loss != model.loss:
+            raise SystemExit(f"error: {name} has other styles or loss settings than the compared model")
     device = torch.device(devices(args)[-1])  # a quality figure: measured once, on the fastest device
-    net = copy.deepcopy(model.net).to(device).eval()
+    nets = [copy.deepcopy(m.net).to(device).eval() for m in [model] + [o for _, o in others]]
+    labels = [model.net.__class__.__name__] + [name for name, _ in others]
     loss_cfg = LossConfig.from_dict(model.loss)
     loss = PerceptualLoss(loss_cfg).to(device)
     size = effort(args, 256, 128, 32)
@@ -93,25 +99,32 @@ def bench_quality(args: argparse.Namespace) -> dict:
         style_size = int(style.training.get("style_size", 256) * size / style.training.get("photo_size", 256))
         style_image = load_image(style_file, max_size=style_size).to(device)
         grams = loss.style_targets([style_image]).blend()
-        net_total = teacher_total = 0.0
+        net_totals, teacher_total = [0.0] * len(nets), 0.0
         for photo_file in photos:
             photo = load_image(photo_file, max_size=size).to(device)
             with torch.no_grad():
-                out = net(_pad4(photo), torch.tensor([index], device=device))[..., : photo.shape[-2], : photo.shape[-1]]
-                net_total += float(loss(out, loss.content_targets(photo), grams).total)
+                for i, net in enumerate(nets):
+                    out = net(_pad4(photo), torch.tensor([index], device=device))[..., : photo.shape[-2], : photo.shape[-1]]
+                    net_totals[i] += float(loss(out, loss.content_targets(photo), grams).total)
             config = GatysConfig(size=size, steps=effort(args, 100, 20, 2), style_scale=style_size / size,
                                  loss=loss_cfg)
             result = stylize_gatys(photo, [style_image], config, loss=loss, device=device)
             with torch.no_grad():
                 teacher_total += float(loss(result.image.to(device), loss.content_targets(photo), grams).total)
-        rows.append({"style": style.name, "network_loss": net_total / len(photos),
-                     "gatys_loss": teacher_total / len(photos), "ratio": net_total / teacher_total})
+        row = {"style": style.name, "network_loss": net_totals[0] / len(photos),
+               "gatys_loss": teacher_total / len(photos), "ratio": net_totals[0] / teacher_total}
+        for (name, _), total in zip(others, net_totals[1:]):
+            row[f"ratio {name}"] = total / teacher_total
+        rows.append(row)
+    extra = [f"ratio {name}" for name, _ in others]
     print(table(f"Quality: network loss / Gatys teacher loss ({len(photos)} held-out photos, {size} px)",
-                ["style", "network loss", "Gatys loss", "ratio"],
-                [[r["style"], r["network_loss"], r["gatys_loss"], r["ratio"]] for r in rows]))
+                ["style", "network loss", "Gatys loss", "ratio", *extra],
+                [[r["style"], r["network_loss"], r["gatys_loss"], r["ratio"], *(r[k] for k in extra)] for r in rows]))
     if rows:
-        median = statistics.median(r["ratio"] for r in rows)
-        print(f"median ratio {median:.3g} ({model.net.__class__.__name__}, {len(rows)} styles, {device})\n")
+        for label, key in zip(labels, ["ratio", *extra]):
+            median = statistics.median(r[key] for r in rows)
+            print(f"median ratio {median:.3g} ({label}, {len(rows)} styles, {device})")
+        print()
     return {"quality": rows}
 
 

@@ -60,6 +60,7 @@ class DistillConfig:
     grad_weight: float = 1.0  # weight of the L1 on image differences
     mix_fraction: float = 0.25  # share of examples whose target is a random two-style mix
     perceptual_weight: float = 0.0  # phase 2: weight of the model's own perceptual loss / PERCEPTUAL_SCALE (VGG)
+    distill_weight: float = 1.0  # weight of the distillation loss (0 with perceptual_weight > 0: pure perceptual)
     width: float = 0.25
     blocks: int = 3
     block: str = "conv"
@@ -82,9 +83,11 @@ class DistillConfig:
         if not (math.isfinite(self.lr) and 0 < self.lr < 1):
             raise ValueError(f"lr must be in (0, 1), not {self.lr}")
         if not (0 <= self.mix_fraction <= 1 and 0 <= self.grad_weight < 1e6 and self.checkpoint_seconds > 0
-                and 0 <= self.perceptual_weight < 1e6):
-            raise ValueError("mix-fraction must be in [0, 1], grad-weight and perceptual-weight >= 0, "
-                             "checkpoint-seconds > 0")
+                and 0 <= self.perceptual_weight < 1e6 and 0 <= self.distill_weight < 1e6):
+            raise ValueError("mix-fraction must be in [0, 1], grad-weight, perceptual-weight and distill-weight "
+                             ">= 0, checkpoint-seconds > 0")
+        if self.distill_weight == 0 and self.perceptual_weight == 0:
+            raise ValueError("distill-weight and perceptual-weight are both 0: nothing to train on")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -203,7 +206,7 @@ def teacher_eval_outputs(teacher: StyleNet, photos: Sequence[torch.Tensor]
 
 def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out: str | os.PathLike,
             config: DistillConfig, resume: bool = False, eval_dir: str | os.PathLike | None = None,
-            cpu_budget: float | None = None, progress: ProgressFn | None = None,
+            cpu_budget: float | None = None, wall_budget: float | None = None, progress: ProgressFn | None = None,
             log: Callable[[str], None] = print, device: str | torch.device = "cpu") -> ModelFile:
     """Distil the v1 model at ``teacher_path`` into a v2 net written to ``out`` (CPU). The state (weights, Adam
     moments, step, loss history) goes to :func:`~multistyle.training.state_path` ``(out)`` atomically every
@@ -211,6 +214,8 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
     checkpoint) once this process has used that many CPU seconds (for equal-cost recipe comparisons). ``device``:
     where teacher, student and the loss run (the state file is the same on any device)."""
     device = torch.device(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick the fastest kernels once
     teacher_model, _ = load_model(teacher_path, device)
     teacher = teacher_model.net
     if not isinstance(teacher, StyleNet):
@@ -261,10 +266,14 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
         batch = augment(indices.to(device), config.size, seed, crop_area)
         weights = target_weights(teacher.num_styles, batch.shape[0], config.mix_fraction,
                                  step_generator(config.seed, step, 0, 2)).to(device)
-        with torch.no_grad():
-            target = teacher(batch, weights)
         output = student(batch, weights)
-        terms = distill_loss(output, target, config.grad_weight)
+        if config.distill_weight > 0:
+            with torch.no_grad():
+                target = teacher(batch, weights)
+            terms = distill_loss(output, target, config.grad_weight)
+            terms["total"] = config.distill_weight * terms["total"]
+        else:
+            terms = {"total": output.new_zeros(())}
         if perceptual is not None:
             loss_fn, style_targets = perceptual
             p_terms = loss_fn(output, loss_fn.content_targets(batch), style_targets.mix(weights))
@@ -273,8 +282,9 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        values = dict(zip(terms, torch.stack([v.detach() for v in terms.values()]).tolist()))  # one device sync
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
         count += 1
         done = step + 1
         seconds = elapsed_before + time.perf_counter() - started
@@ -282,15 +292,16 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
             history.append({"step": done, **{k: v / count for k, v in sums.items()}, "seconds": round(seconds, 1)})
             sums, count = {}, 0
         if progress is not None:
-            progress(done, config.steps, {k: float(v.detach()) for k, v in terms.items()})
-        out_of_budget = cpu_budget is not None and time.process_time() - cpu_started >= cpu_budget
+            progress(done, config.steps, values)
+        out_of_budget = ((cpu_budget is not None and time.process_time() - cpu_started >= cpu_budget)
+                         or (wall_budget is not None and time.perf_counter() - started >= wall_budget))
         if time.perf_counter() - last_save >= config.checkpoint_seconds or done == config.steps or out_of_budget:
             if references:
                 evals.append({"step": done, "eval_l1": evaluate(student, references), "seconds": round(seconds, 1)})
             snapshot(done)
             last_save = time.perf_counter()
         if out_of_budget:
-            log(f"CPU budget of {cpu_budget:.0f} s used at step {done}")
+            log(f"time budget used at step {done}")
             break
     student.eval()
     return ModelFile(student, teacher_model.styles, teacher_model.loss, {"step": step + 1})

@@ -47,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--perceptual-weight", type=nonneg_float, default=d.perceptual_weight,
                    help="phase 2: add the teacher file's perceptual loss (VGG19, its stored paintings) / 1e5 "
                         "with this weight (0 = pure distillation; a VGG pass per step)")
+    p.add_argument("--distill-weight", type=nonneg_float, default=d.distill_weight,
+                   help="weight of the distillation loss (0 with --perceptual-weight: train on the perceptual "
+                        "loss alone, the student no longer tied to its teacher)")
     p.add_argument("--width", type=float, default=d.width, help="v2 channel width multiplier")
     p.add_argument("--blocks", type=int, default=d.blocks, help="v2 residual blocks at 1/4 resolution")
     p.add_argument("--block", default=d.block, choices=("conv", "dw"), help="residual block kind")
@@ -56,6 +59,8 @@ def parser() -> argparse.ArgumentParser:
                    help="wall minutes between atomic checkpoints")
     p.add_argument("--cpu-budget", type=nonneg_float, default=None,
                    help="stop after this many CPU seconds of this process (for equal-cost comparisons)")
+    p.add_argument("--minutes", type=nonneg_float, default=None,
+                   help="stop (with a checkpoint) after this many wall-clock minutes of training")
     p.add_argument("--workers", type=int, default=d.workers, help="DataLoader decoding processes")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, auto ...")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: torch's)")
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         config = DistillConfig(size=args.size, photo_size=args.photo_size, batch=args.batch, steps=args.steps,
                                lr=args.lr, grad_weight=args.grad_weight, mix_fraction=args.mix_fraction,
-                               perceptual_weight=args.perceptual_weight,
+                               perceptual_weight=args.perceptual_weight, distill_weight=args.distill_weight,
                                width=args.width, blocks=args.blocks, block=args.block,
                                cond_encoder=not args.plain_encoder, seed=args.seed,
                                checkpoint_seconds=max(1.0, args.checkpoint_minutes * 60), workers=args.workers)
@@ -94,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"step {step}/{total}  " + "  ".join(f"{k} {v:.4g}" for k, v in record.items()), flush=True)
 
         model = distill(args.teacher, list_images(args.content_dir), args.out, config, resume=args.resume,
-                        eval_dir=args.eval_dir, cpu_budget=args.cpu_budget, progress=progress, log=bar.write,
+                        eval_dir=args.eval_dir, cpu_budget=args.cpu_budget,
+                        wall_budget=None if args.minutes is None else args.minutes * 60, progress=progress, log=bar.write,
                         device=pick_device(args.device))
         bar.close()
         print(f"done: step {model.extra['step']}, {model.net.num_styles} styles -> {args.out}")

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The v2 default model on a lent GPU, in one device call (MODEL.md, "On a lent GPU"): two phase-3 recipes trained
+# side by side on the one GPU from the committed v2 state, then the quality bench of v1 and both candidates against
+# the same Gatys runs, then the GPU benchmark rows. Needs `python -m multistyle.carry` first (carry: ["carry"]).
+#
+#   bash train/gpu_v2.sh                       # on the device: results in $OUT
+#   DEVICE=cpu MIN1=0.3 MIN2=0.2 QUICK=--smoke OUT=runs/gpu-dry bash train/gpu_v2.sh    # dry run here
+#
+# Recipe A: distillation + perceptual weight 0.5 (the perceptual term about 10x the distillation term);
+# recipe B: the perceptual loss alone (--distill-weight 0), i.e. the Gatys teacher's loss as for v1.
+# Each: MIN1 minutes at lr 1e-3, then MIN2 minutes at lr 3e-4 (a resume: the state file carries everything else).
+set -u
+OUT=${OUT:?set OUT to the results folder}
+DEVICE=${DEVICE:-cuda}
+MIN1=${MIN1:-5}
+MIN2=${MIN2:-1.5}
+QUICK=${QUICK:-}
+mkdir -p "$OUT" runs/gpu
+if ls carry/wheels/*.whl >/dev/null 2>&1 && ! python3 -c "import kornia" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site carry/wheels/*.whl
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} MULTISTYLE_DATA=$PWD/carry MULTISTYLE_TEST_DATA=$PWD/carry \
+  MULTISTYLE_VGG_WEIGHTS=$PWD/carry/vgg19_fp16.safetensors PYTHONUNBUFFERED=1
+REPORT=$OUT/report.md
+{ date -u; nvidia-smi -L 2>/dev/null; python3 -c "import torch; print('torch', torch.__version__)"; } >> "$REPORT"
+
+COMMON=(--device "$DEVICE" --content-dir carry/train --eval-dir carry/content --resume --size 192 --batch 16
+        --workers 6 --checkpoint-minutes 1)
+RECIPE_A=(--perceptual-weight 0.5)
+RECIPE_B=(--perceptual-weight 1 --distill-weight 0)
+recipe() {  # name lr minutes args...
+  local name=$1 lr=$2 minutes=$3
+  shift 3
+  python3 train/distill.py "${COMMON[@]}" --out "runs/gpu/$name.safetensors" --lr "$lr" --minutes "$minutes" "$@" \
+    >> "$OUT/$name.log" 2>&1
+}
+for name in A B; do cp train/checkpoints/v2.train.safetensors "runs/gpu/$name.train.safetensors"; done
+started=$(date +%s)
+(recipe A 1e-3 "$MIN1" "${RECIPE_A[@]}"; recipe A 3e-4 "$MIN2" "${RECIPE_A[@]}") &
+(recipe B 1e-3 "$MIN1" "${RECIPE_B[@]}"; recipe B 3e-4 "$MIN2" "${RECIPE_B[@]}") &
+wait
+echo "training: $(( $(date +%s) - started )) s" >> "$REPORT"
+cp runs/gpu/A.train.safetensors runs/gpu/B.train.safetensors "$OUT/"
+
+run_bench() {  # seconds, bench arguments...
+  local seconds=$1
+  shift
+  echo "## python -m multistyle.bench $*" >> "$REPORT"
+  timeout "$seconds" python3 -m multistyle.bench "$@" --out-dir runs/gpu/bench >> "$REPORT" 2>&1 \
+    || echo "(exit $?)" >> "$REPORT"
+}
+run_bench 120 quality --device "$DEVICE" $QUICK --compare runs/gpu/A.safetensors runs/gpu/B.safetensors
+run_bench 60 train --device "$DEVICE" --quick $QUICK
+run_bench 40 stylize --device "$DEVICE" --quick $QUICK
+run_bench 40 stylize --device "$DEVICE" --quick $QUICK --model runs/gpu/A.safetensors
+echo "total: $(( $(date +%s) - started )) s" >> "$REPORT"
