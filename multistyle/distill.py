@@ -65,6 +65,7 @@ class DistillConfig:
     blocks: int = 3
     block: str = "conv"
     cond_encoder: bool = True
+    padding: str = "replicate"  # v2 conv padding; a resumed state may switch it (the weights carry over)
     seed: int = 0
     checkpoint_seconds: float = 180.0  # wall time between atomic checkpoints
     log_every: int = 25  # steps per history record (mean losses)
@@ -97,7 +98,8 @@ def make_student(teacher: StyleNet, config: DistillConfig, seed: int = 0) -> Fas
     """A v2 net for the teacher's styles, seeded, initialised from the teacher (:func:`init_from_teacher`)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        student = FastStyleNet(teacher.num_styles, config.width, config.blocks, config.block, config.cond_encoder)
+        student = FastStyleNet(teacher.num_styles, config.width, config.blocks, config.block, config.cond_encoder,
+                               config.padding)
     init_from_teacher(student, teacher)
     return student
 
@@ -227,9 +229,13 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
     start, history, evals, elapsed_before = 0, [], [], 0.0
     if resume and state_path(out).exists():
         saved, extra = load_model(state_path(out))
-        if saved.style_names != teacher_model.style_names or saved.net.arch_params() != student.arch_params():
+        shape = {k: v for k, v in saved.net.arch_params().items() if k != "padding"}
+        if (saved.style_names != teacher_model.style_names
+                or shape != {k: v for k, v in student.arch_params().items() if k != "padding"}):
             raise MultistyleError(f"{state_path(out)} holds other styles or another architecture; drop --resume "
                                   "or pick another --out")
+        if saved.net.padding != student.padding:
+            log(f"padding {saved.net.padding} -> {student.padding}: the weights carry over, borders will re-adapt")
         student.load_state_dict(saved.net.state_dict())
         load_optimizer_tensors(optimizer, extra)
         start, history = int(saved.extra["step"]), saved.extra.get("history", [])

@@ -223,6 +223,7 @@ class StyleNet(StyleBankNet):
 
 ARCHITECTURE_V2 = "cin-fast-v2"
 BLOCK_KINDS = ("conv", "dw")
+PADDINGS = ("replicate", "zeros")  # v2 conv padding (see FastStyleNet)
 
 
 def instance_norm_affine(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, relu: bool = False,
@@ -246,18 +247,20 @@ def norm_affine(norm: nn.Module, style_weights: torch.Tensor, dtype: torch.dtype
 
 
 class ConvNorm(nn.Module):
-    """Zero-padded conv (no separate padding copy) → instance norm, conditional (per-style γ/β) or plain with
-    one learned affine → optional ReLU. ``depthwise``: a 3×3 depthwise conv then a 1×1 conv (separable)."""
+    """Padded conv (``padding``: "zeros", free, or "replicate", a padding copy) → instance norm, conditional
+    (per-style γ/β) or plain with one learned affine → optional ReLU. ``depthwise``: a 3×3 depthwise conv then a
+    1×1 conv (separable)."""
 
     def __init__(self, cin: int, cout: int, kernel: int, num_styles: int, stride: int = 1, relu: bool = True,
-                 conditional: bool = True, depthwise: bool = False) -> None:
+                 conditional: bool = True, depthwise: bool = False, padding: str = "zeros") -> None:
         super().__init__()
         self.relu = relu
         if depthwise:
-            self.conv = nn.Sequential(nn.Conv2d(cin, cin, kernel, stride, kernel // 2, groups=cin, bias=False),
+            self.conv = nn.Sequential(nn.Conv2d(cin, cin, kernel, stride, kernel // 2, groups=cin, bias=False,
+                                                padding_mode=padding),
                                       nn.Conv2d(cin, cout, 1))
         else:
-            self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2)
+            self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, padding_mode=padding)
         self.norm = ConditionalInstanceNorm(cout, num_styles) if conditional else nn.InstanceNorm2d(cout, affine=True)
 
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
@@ -268,11 +271,13 @@ class ConvNorm(nn.Module):
 class ResidualV2(nn.Module):
     """Two :class:`ConvNorm` (full 3×3 or depthwise-separable) with a skip connection."""
 
-    def __init__(self, channels: int, num_styles: int, depthwise: bool, conditional: bool = True) -> None:
+    def __init__(self, channels: int, num_styles: int, depthwise: bool, conditional: bool = True,
+                 padding: str = "zeros") -> None:
         super().__init__()
-        self.conv1 = ConvNorm(channels, channels, 3, num_styles, conditional=conditional, depthwise=depthwise)
+        self.conv1 = ConvNorm(channels, channels, 3, num_styles, conditional=conditional, depthwise=depthwise,
+                              padding=padding)
         self.conv2 = ConvNorm(channels, channels, 3, num_styles, relu=False, conditional=conditional,
-                              depthwise=depthwise)
+                              depthwise=depthwise, padding=padding)
 
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(self.conv1(x, style_weights), style_weights)
@@ -284,13 +289,15 @@ class FastStyleNet(StyleBankNet):
     residual blocks at 1/4 res → nearest ×2 + 3×3 conv at 1/2 res → 3×3 conv to 12 channels → pixel_shuffle ×2
     → conditional instance norm on RGB → sigmoid. Channels: v1's second and third stage (64, 128) × ``width``.
     ``block``: "conv" (two 3×3 convs per block) or "dw" (depthwise-separable). ``cond_encoder=False`` uses plain
-    instance norm in the encoder (styles live in the body and decoder only). Input H, W: multiples of 4."""
+    instance norm in the encoder (styles live in the body and decoder only). ``padding``: "replicate" (the
+    default; about 6 % slower on a CPU) or "zeros" (the first v2 files; trained with zeros, the network paints a
+    bright band a few pixels wide along the image borders). Input H, W: multiples of 4."""
 
     architecture = ARCHITECTURE_V2
     multiple = 4
 
     def __init__(self, num_styles: int, width: float = 0.25, blocks: int = 3, block: str = "conv",
-                 cond_encoder: bool = True) -> None:
+                 cond_encoder: bool = True, padding: str = "replicate") -> None:
         super().__init__()
         if num_styles < 1:
             raise ValueError("a FastStyleNet needs at least one style")
@@ -298,19 +305,23 @@ class FastStyleNet(StyleBankNet):
             raise ValueError(f"block must be one of {BLOCK_KINDS}, not {block!r}")
         if not (isinstance(blocks, int) and 0 <= blocks <= 16):
             raise ValueError(f"blocks must be an integer in 0..16, not {blocks!r}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, not {padding!r}")
         self.width, self.blocks, self.block, self.cond_encoder = float(width), blocks, block, bool(cond_encoder)
+        self.padding = padding
         _, c1, c2 = scaled_channels(width)
         self.encoder = nn.ModuleList([
-            ConvNorm(12, c1, 3, num_styles, conditional=cond_encoder),
-            ConvNorm(c1, c2, 3, num_styles, stride=2, conditional=cond_encoder),
+            ConvNorm(12, c1, 3, num_styles, conditional=cond_encoder, padding=padding),
+            ConvNorm(c1, c2, 3, num_styles, stride=2, conditional=cond_encoder, padding=padding),
         ])
-        self.body = nn.ModuleList([ResidualV2(c2, num_styles, block == "dw") for _ in range(blocks)])
-        self.up = ConvNorm(c2, c1, 3, num_styles)
-        self.head = nn.Conv2d(c1, 12, 3, 1, 1)
+        self.body = nn.ModuleList([ResidualV2(c2, num_styles, block == "dw", padding=padding) for _ in range(blocks)])
+        self.up = ConvNorm(c2, c1, 3, num_styles, padding=padding)
+        self.head = nn.Conv2d(c1, 12, 3, 1, 1, padding_mode=padding)
         self.output_norm = ConditionalInstanceNorm(3, num_styles)
 
     def arch_params(self) -> dict:
-        return {"width": self.width, "blocks": self.blocks, "block": self.block, "cond_encoder": self.cond_encoder}
+        return {"width": self.width, "blocks": self.blocks, "block": self.block, "cond_encoder": self.cond_encoder,
+                "padding": self.padding}
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         weights = self.style_weights(style, x.shape[0])
@@ -331,7 +342,7 @@ def _build_v1(num_styles: int, meta: dict) -> StyleBankNet:
 
 def _build_v2(num_styles: int, meta: dict) -> StyleBankNet:
     return FastStyleNet(num_styles, float(meta["width"]), int(meta["blocks"]), str(meta["block"]),
-                        bool(meta["cond_encoder"]))
+                        bool(meta["cond_encoder"]), str(meta.get("padding", "zeros")))  # files before padding: zeros
 
 
 ARCHITECTURES = {ARCHITECTURE: _build_v1, ARCHITECTURE_V2: _build_v2}

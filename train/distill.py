@@ -53,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=float, default=d.width, help="v2 channel width multiplier")
     p.add_argument("--blocks", type=int, default=d.blocks, help="v2 residual blocks at 1/4 resolution")
     p.add_argument("--block", default=d.block, choices=("conv", "dw"), help="residual block kind")
+    p.add_argument("--padding", default=d.padding, choices=("replicate", "zeros"),
+                   help="conv padding of the v2 net (zeros: a few pixels of bright band along the borders); a "
+                        "resumed state may switch it")
     p.add_argument("--plain-encoder", action="store_true", help="unconditioned (plain instance norm) encoder")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--checkpoint-minutes", type=nonneg_float, default=d.checkpoint_seconds / 60,
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                                lr=args.lr, grad_weight=args.grad_weight, mix_fraction=args.mix_fraction,
                                perceptual_weight=args.perceptual_weight, distill_weight=args.distill_weight,
                                width=args.width, blocks=args.blocks, block=args.block,
-                               cond_encoder=not args.plain_encoder, seed=args.seed,
+                               cond_encoder=not args.plain_encoder, padding=args.padding, seed=args.seed,
                                checkpoint_seconds=max(1.0, args.checkpoint_minutes * 60), workers=args.workers)
         if Path(args.out).exists() and not args.overwrite and not (args.resume and state_path(args.out).exists()):
             raise ValueError(f"{args.out} already exists; pass --resume to continue its training, --overwrite to "
