@@ -199,19 +199,16 @@ def _compiled(make: Callable[[], StyleBankNet], net: torch.nn.Module):
 
 def bench_arch_quality(args: argparse.Namespace) -> dict:
     """A cheap quality proxy for a v2 model (``--model``): per style, its perceptual loss (the model's own loss
-    settings, as in the ``quality`` bench) over v1's (the packaged model) on the same held-out photos. No Gatys
+    settings, as in the ``quality`` bench) over the packaged v1's on the same held-out photos. No Gatys
     runs: multiply by v1's Gatys ratio (MODEL.md) to estimate v2's. Below 1: v2 is closer to the teacher's optimum."""
     from .checkpoint import load_model
     from .imageio import load_image
     from .inference import pad_to_multiple
     from .losses import LossConfig, PerceptualLoss
-    from .models import PACKAGED_MODEL
+    from .models import PACKAGED_V1
 
     other = compared_model(args)
-    if other is None:
-        print("arch-quality: skipped (give --model V2_FILE to compare with the packaged model)\n")
-        return {}
-    v1, v2 = load_model(PACKAGED_MODEL)[0], load_model(other)[0]
+    v1, v2 = load_model(PACKAGED_V1)[0], load_model(other)[0]
     if v1.style_names != v2.style_names:
         raise SystemExit("error: the two models hold different styles")
     loss = PerceptualLoss(LossConfig.from_dict(v1.loss))
@@ -243,19 +240,16 @@ def bench_arch_quality(args: argparse.Namespace) -> dict:
 
 def bench_arch_api(args: argparse.Namespace) -> dict:
     """The public API on a 640×480 uint8 frame (``stylize(array, model=...)``: conversion, padding, network,
-    clamp, uint8 out): the packaged model against ``--model``, interleaved, on 2 and 1 threads."""
+    clamp, uint8 out): the packaged v1 against ``--model`` (default: the packaged v2), interleaved, 2 and 1 threads."""
     import numpy as np
 
     from .inference import stylize
-    from .models import PACKAGED_MODEL
+    from .models import PACKAGED_V1
 
     other = compared_model(args)
-    if other is None:
-        print("arch-api: skipped (give --model V2_FILE to compare with the packaged model)\n")
-        return {}
     w, h = effort(args, (640, 480), (640, 480), (64, 48))
     frame_u8 = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    models = {"packaged (v1)": str(PACKAGED_MODEL), str(other): str(other)}
+    models = {"packaged (v1)": str(PACKAGED_V1), str(other): str(other)}
     threads_before = torch.get_num_threads()
     rows = []
     for threads in effort(args, (2, 1), (2, 1), (1,)):

@@ -43,7 +43,8 @@ def latency_ms(net: StyleNet, device: str, size: tuple[int, int], half: bool, re
 
 
 def bench_stylize(args: argparse.Namespace) -> dict:
-    """Latency of the fast network: the shipped CPU width (0.25) and the wider quality variant (1.0)."""
+    """Latency of the fast network: the model (``--model``, default the packaged v2) and v1 at width 1.0 (the
+    wide quality variant)."""
     from .models import get_model
 
     shipped = get_model(args.model).net
@@ -61,10 +62,13 @@ def bench_stylize(args: argparse.Namespace) -> dict:
                     rows.append({"device": device, "width": width, "resolution": f"{size[0]}x{size[1]}",
                                  "pixels": size[0] * size[1], "dtype": "fp16" if half else "fp32", "ms": ms,
                                  "fps": 1000 / ms})
-    base = {r["resolution"]: r["ms"] for r in rows if r["device"] == "cpu" and r["width"] == shipped.width}
+    base_device = "cpu" if any(r["device"] == "cpu" for r in rows) else rows[0]["device"]
+    base = {r["resolution"]: r["ms"] for r in rows
+            if r["device"] == base_device and r["width"] == shipped.width and r["dtype"] == "fp32"}
+    names = {shipped.width: f"{type(shipped).__name__} w{shipped.width:g} (model)", 1.0: "StyleNet w1 (v1 wide)"}
     print(table("Fast network latency (one frame, after warm-up, median)",
-                ["device", "width", "resolution", "dtype", "ms", "frames/s", "vs CPU shipped width"],
-                [[r["device"], r["width"], r["resolution"], r["dtype"], r["ms"], r["fps"],
+                ["device", "network", "resolution", "dtype", "ms", "frames/s", f"vs {base_device} model fp32"],
+                [[r["device"], names[r["width"]], r["resolution"], r["dtype"], r["ms"], r["fps"],
                   r["ms"] / base[r["resolution"]]] for r in rows]))
     return {"stylize": rows}
 

@@ -24,10 +24,8 @@ def bench_peer(args: argparse.Namespace) -> dict:
 
     w, h = effort(args, (640, 480), (640, 480), (64, 48))
     frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    models = {"multistyle (packaged)": args.model}
-    other = compared_model(args)  # the v2 file of a checkout, when there is one
-    if other is not None and args.model is None:
-        models[f"multistyle ({other.name})"] = str(other)
+    other = compared_model(args)  # --model, else the packaged v2
+    models = {"multistyle v1 (packaged)": "v1", f"multistyle ({'v2' if args.model is None else other.name})": str(other)}
     threads_before = torch.get_num_threads()
     rows = []
     for threads in effort(args, (2, 1), (2, 1), (1,)):

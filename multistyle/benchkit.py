@@ -37,13 +37,11 @@ def devices(args: argparse.Namespace) -> list[str]:
     return [args.device]
 
 
-def compared_model(args: argparse.Namespace) -> Path | None:
-    """The model the v2 benches compare with the packaged one: ``--model``, else the v2 training output of a
-    checkout (train/checkpoints/v2.safetensors) when present, else None."""
-    if args.model:
-        return Path(args.model)
-    checkout = ROOT / "train" / "checkpoints" / "v2.safetensors"
-    return checkout if checkout.is_file() else None
+def compared_model(args: argparse.Namespace) -> Path:
+    """The model the v2 benches compare with the packaged v1: ``--model``, else the packaged default (v2)."""
+    from .models import resolve_model_path
+
+    return resolve_model_path(args.model or "v2")
 
 
 def interleaved_ms(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 2) -> dict[str, float]:

@@ -83,8 +83,8 @@ def nonneg_float(text: str) -> float:
 
 def model_options(p: argparse.ArgumentParser) -> None:
     """``--model`` and ``--device``, the same on every command that runs a model."""
-    p.add_argument("--model", help="model file (default: your extended model if add_style made one, else the "
-                                   "packaged model; env MULTISTYLE_MODEL overrides)")
+    p.add_argument("--model", help="model file, or v1 / v2 for a packaged model (default: your extended model if "
+                                   "add_style made one, else the packaged v2; env MULTISTYLE_MODEL overrides)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda ...")
 
 

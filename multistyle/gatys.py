@@ -137,7 +137,9 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
             image = _initial_image(config, target_content, generator)
         else:
             image = kornia.geometry.transform.resize(image, target_content.shape[-2:], interpolation="bilinear")
-        image = image.detach().clone().requires_grad_(True)
+        # a plain contiguous copy: L-BFGS flattens the gradient with view(), which a channels_last init (v2's
+        # output in refine mode) would break
+        image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
         level_lr = lr
 
         def make_optimizer() -> torch.optim.Optimizer:

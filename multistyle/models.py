@@ -11,7 +11,9 @@ import torch
 from .checkpoint import ModelFile, load_model
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-PACKAGED_MODEL = ASSETS / "default.safetensors"
+PACKAGED_MODEL = ASSETS / "default.safetensors"  # v2 (cin-fast-v2), see MODEL.md
+PACKAGED_V1 = ASSETS / "v1.safetensors"  # the first default (cin-transformer-v1): v2's teacher, still selectable
+PACKAGED_NAMES = {"v1": PACKAGED_V1, "v2": PACKAGED_MODEL}  # --model v1 / --model v2
 PACKAGED_CONTENT = ASSETS / "content"  # a few small photos add_style trains on by default
 ENV_MODEL = "MULTISTYLE_MODEL"
 
@@ -38,7 +40,13 @@ def default_model_path() -> Path:
 
 
 def resolve_model_path(path: str | os.PathLike | None) -> Path:
-    return Path(path) if path else default_model_path()
+    """A model file's path: ``path``, a packaged model's name (``v1``, ``v2``) unless a file of that name exists,
+    or the default (:func:`default_model_path`)."""
+    if not path:
+        return default_model_path()
+    if str(path) in PACKAGED_NAMES and not Path(path).exists():
+        return PACKAGED_NAMES[str(path)]
+    return Path(path)
 
 
 @lru_cache(maxsize=8)

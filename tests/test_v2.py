@@ -15,7 +15,7 @@ from multistyle.distill import DistillConfig, distill, distill_loss, make_studen
 from multistyle.errors import ModelFileError, MultistyleError
 from multistyle.imageio import load_image
 from multistyle.inference import Stylizer, pad_to_multiple
-from multistyle.models import PACKAGED_MODEL
+from multistyle.models import PACKAGED_MODEL, PACKAGED_V1
 from multistyle.network import FastStyleNet, StyleNet, instance_norm_affine
 
 
@@ -75,9 +75,8 @@ V1_MEANS = [0.45536682, 0.50156069, 0.50517517]
 
 
 def test_v1_file_still_loads_with_the_same_output():
-    assert read_metadata(PACKAGED_MODEL)["architecture"] == "cin-transformer-v1", \
-        "the packaged model is no longer v1: point this test at a kept v1 file"
-    model, _ = load_model(PACKAGED_MODEL)
+    assert read_metadata(PACKAGED_V1)["architecture"] == "cin-transformer-v1"
+    model, _ = load_model(PACKAGED_V1)
     assert type(model.net) is StyleNet and "layers.0.conv.weight" in model.net.state_dict()
     x = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
     w = torch.zeros(1, 13)
@@ -143,7 +142,7 @@ PHOTOS = [CONTENT / n for n in ("chelsea_cat.jpg", "coffee.jpg", "kodak_houses.j
 
 
 def test_student_starts_from_the_teacher_body():
-    teacher = load_model(ROOT / "multistyle" / "assets" / "default.safetensors")[0].net
+    teacher = load_model(PACKAGED_V1)[0].net
     student = make_student(teacher, DistillConfig(blocks=5))
     for i in range(5):
         assert torch.equal(student.body[i].conv1.conv.weight, teacher.layers[3 + i].conv1.conv.weight)
@@ -188,3 +187,48 @@ def test_phase_two_adds_the_perceptual_loss_of_the_stored_paintings(tmp_path, te
     assert [h["step"] for h in history] == [1, 2]
     for h in history:
         assert h["perceptual"] > 0 and h["total"] == pytest.approx(h["pixel"] + h["grad"] + 0.5 * h["perceptual"])
+    # the perceptual loss alone (distill-weight 0): no teacher forward, the total is the perceptual term
+    alone = DistillConfig(**{**config.to_dict(), "steps": 3, "distill_weight": 0.0})
+    distill(painted, PHOTOS, tmp_path / "p.safetensors", alone, resume=True, log=lambda s: None)
+    last = load_model(tmp_path / "p.train.safetensors")[0].extra["history"][-1]
+    assert last["step"] == 3 and "pixel" not in last and last["total"] == pytest.approx(0.5 * last["perceptual"])
+    with pytest.raises(ValueError, match="nothing to train on"):
+        DistillConfig(perceptual_weight=0.0, distill_weight=0.0)
+
+
+def test_packaged_default_is_v2_and_both_packaged_models_are_named():
+    from multistyle.models import resolve_model_path
+
+    assert read_metadata(PACKAGED_MODEL)["architecture"] == "cin-fast-v2"
+    assert load_model(PACKAGED_MODEL)[0].net.padding == "replicate"
+    assert resolve_model_path("v1") == PACKAGED_V1 and resolve_model_path("v2") == PACKAGED_MODEL
+    v1, v2 = Stylizer(load_model(PACKAGED_V1)[0]), Stylizer(load_model(PACKAGED_MODEL)[0])
+    assert v1.names == v2.names  # the same 13 styles: v2 was distilled from v1, then trained on their paintings
+
+
+def test_padding_is_recorded_and_old_v2_files_load_zero_padded(tmp_path):
+    net = styled_v2(padding="zeros")
+    path = save_model(model_of(net), tmp_path / "old.safetensors")
+    rewrite_metadata(path, lambda m: m.pop("padding"))  # a file from before the parameter existed
+    old = load_model(path)[0].net
+    x = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert old.padding == "zeros" and torch.equal(old(x, torch.tensor([1])), net(x, torch.tensor([1])))
+        replicate = styled_v2(padding="replicate")
+        # the same weights, another border treatment: the borders change most
+        diff = (replicate(x, torch.tensor([1])) - net(x, torch.tensor([1]))).abs().mean(1)[0]
+    assert diff[0].mean() > diff[8:16, 8:24].mean()
+    with pytest.raises(ValueError, match="padding must be one of"):
+        FastStyleNet(2, padding="circular")
+
+
+def test_resume_may_switch_the_padding_keeping_the_weights(tmp_path, teacher_file):
+    zeros = DistillConfig(**{**tiny_config(2).to_dict(), "padding": "zeros"})
+    first = distill(teacher_file, PHOTOS, tmp_path / "s.safetensors", zeros, log=lambda s: None)
+    lines: list[str] = []
+    switched = distill(teacher_file, PHOTOS, tmp_path / "s.safetensors", tiny_config(2), resume=True,
+                       log=lines.append)  # already at step 2: loads the state and returns it
+    assert any("padding zeros -> replicate" in line for line in lines)
+    assert switched.net.padding == "replicate"
+    a, b = first.net.state_dict(), switched.net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

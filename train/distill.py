@@ -31,8 +31,8 @@ def parser() -> argparse.ArgumentParser:
     p = Parser(prog="train/distill.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--content-dir", required=True, nargs="+", help="folder(s) of training photos")
     p.add_argument("--out", required=True, help="v2 model file to write (its .train.safetensors state sits beside it)")
-    p.add_argument("--teacher", default=str(ROOT / "multistyle" / "assets" / "default.safetensors"),
-                   help="v1 model file to distil (default: the packaged model)")
+    p.add_argument("--teacher", default=str(ROOT / "multistyle" / "assets" / "v1.safetensors"),
+                   help="v1 model file to distil (default: the packaged v1)")
     p.add_argument("--eval-dir", default=str(ROOT.parent / "shared" / "data" / "content"),
                    help="folder with the held-out photos for the evaluation L1 logged at each checkpoint")
     p.add_argument("--size", type=positive_int, default=d.size, help="crop size in pixels (multiple of 4)")
