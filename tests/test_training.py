@@ -16,7 +16,7 @@ from conftest import ROOT, STYLES, assert_one_line_error, run_cli
 from multistyle.checkpoint import FORMAT_VERSION, load_model, save_model
 from multistyle.errors import ModelFileError
 from multistyle.extend import AddStyleConfig, add_style
-from multistyle.models import PACKAGED_CONTENT
+from multistyle.models import PACKAGED_CONTENT, PACKAGED_MODEL
 from multistyle.network import StyleNet
 from multistyle.training import TrainConfig, list_images, train
 
@@ -125,23 +125,26 @@ def test_checkpoint_round_trip_and_bad_files(tiny_model, tmp_path):
     assert FORMAT_VERSION == 1
 
 
-def test_add_style_keeps_old_styles_bit_identical(tiny_model, tmp_path):
-    before_bytes = tiny_model.read_bytes()
-    old, _ = load_model(tiny_model)
+@pytest.mark.parametrize("which", ["tiny v1", "packaged v2"])
+def test_add_style_keeps_old_styles_bit_identical(which, tiny_model, tmp_path):
+    model_file = tiny_model if which == "tiny v1" else PACKAGED_MODEL
+    before_bytes = model_file.read_bytes()
+    old, _ = load_model(model_file)
+    n = old.net.num_styles
     out = tmp_path / "extended.safetensors"
     config = AddStyleConfig(steps=4, size=32, batch=2, crops=4)
     seen = []
-    add_style(STYLES / "the_scream.jpg", tiny_model, out, [PACKAGED_CONTENT], config=config,
+    add_style(STYLES / "the_scream.jpg", model_file, out, [PACKAGED_CONTENT], name="scream_again", config=config,
               progress=lambda i, n, rec: seen.append(rec["total"]))
-    assert len(seen) == 4 and tiny_model.read_bytes() == before_bytes
+    assert len(seen) == 4 and model_file.read_bytes() == before_bytes
     new, _ = load_model(out)
-    assert new.style_names == ["starry_night", "great_wave", "the_scream"]
-    assert new.styles[2].training["added_by"] == "add_style" and new.styles[2].thumbnail is not None
+    assert new.style_names == [*old.style_names, "scream_again"] and type(new.net) is type(old.net)
+    assert new.styles[n].training["added_by"] == "add_style" and new.styles[n].thumbnail is not None
     x = torch.rand(2, 3, 40, 52)
     with torch.no_grad():
-        for i in range(2):
+        for i in range(n):
             assert torch.equal(old.net(x, torch.tensor([i, i])), new.net(x, torch.tensor([i, i])))
-        assert not torch.equal(new.net(x, torch.tensor([2, 2])), new.net(x, torch.tensor([0, 0])))
+        assert not torch.equal(new.net(x, torch.tensor([n, n])), new.net(x, torch.tensor([0, 0])))
     for key, value in old.net.state_dict().items():
         stored = new.net.state_dict()[key]
         assert torch.equal(stored[: value.shape[0]] if key.endswith(("gamma", "beta")) else stored, value), key
