@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .benchkit import DATA, compared_model, effort, interleaved_ms, register, table
+from .benchkit import DATA, compared_model, cpu_flags, effort, interleaved_ms, register, table
 from .network import FastStyleNet, StyleBankNet, StyleNet
 
 RESOLUTIONS = [(320, 240), (640, 480), (1280, 720)]
@@ -63,16 +62,6 @@ def _runner(net: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
         with torch.inference_mode():
             return net(x, style)
     return run
-
-
-def cpu_flags() -> str:
-    """The AVX flags of this CPU (``lscpu | grep -o 'avx[^ ]*' | sort -u``)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    flags = sorted({w for w in out.split() if w.startswith("avx")})
-    return " ".join(flags) or "no AVX"
 
 
 def bench_arch(args: argparse.Namespace) -> dict:

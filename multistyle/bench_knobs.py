@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import statistics
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .benchkit import DATA, ROOT, devices, effort, register, table
+from .benchkit import DATA, ROOT, cpu_flags, devices, effort, register, table
 
 HELD_OUT = ("tubingen.jpg", "kodak_lighthouse.jpg")  # the photos of `bench quality`
 REFINE_STYLES = ("starry_night", "great_wave")  # the first one present is used
@@ -237,6 +238,44 @@ def bench_video(args: argparse.Namespace) -> dict:
                 f"median of {rounds})", ["multistyle video fps", "webcam app fps", "ratio"],
                 [[video, webcam, video / webcam]]))
     return {"video_vs_webcam": {"video_fps": result["video"], "webcam_fps": result["webcam"], "ratio": video / webcam}}
+
+
+@register("webcam-models")
+def bench_webcam_models(args: argparse.Namespace) -> dict:
+    """The headless webcam app on bunny.mp4 at ``--size 640`` with the packaged v1 and v2 (``--model`` replaces
+    v2), under OpenMP's default and passive wait policies: subprocesses, interleaved, the app's own fps."""
+    clip = DATA / "video" / "bunny.mp4"
+    frames = str(effort(args, 90, 45, 4))
+    size = str(effort(args, 640, 640, 64))
+    rounds = effort(args, 3, 2, 1)
+    device = devices(args)[-1]
+    models = {"v1": "v1", "v2": args.model or "v2"}
+    policies = ("default", "PASSIVE") if device == "cpu" else ("default",)
+    fps: dict[tuple[str, str], list[float]] = {(m, p): [] for m in models for p in policies}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            order = list(fps) if r % 2 == 0 else list(fps)[::-1]
+            for model, policy in order:
+                env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+                if policy != "default":
+                    env["OMP_WAIT_POLICY"] = policy
+                cmd = [sys.executable, str(ROOT / "apps" / "webcam.py"), "--source", str(clip), "--headless",
+                       "--output", f"{tmp}/{model}{r}.mp4", "--size", size, "--max-frames", frames,
+                       "--style", "udnie", "--device", device, "--model", models[model]]
+                done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+                if done.returncode:
+                    raise RuntimeError(f"webcam {model}: {done.stderr.strip()[-300:]}")
+                fps[(model, policy)].append(_fps(done.stdout))
+    rows = []
+    for policy in policies:
+        v1, v2 = statistics.median(fps[("v1", policy)]), statistics.median(fps[("v2", policy)])
+        rows.append({"policy": policy, "v1_fps": v1, "v2_fps": v2, "ratio": v2 / v1,
+                     "runs": {m: fps[(m, policy)] for m in models}})
+    print(f"CPU flags: {cpu_flags()}\n")
+    print(table(f"Webcam app, headless, bunny.mp4 at --size {size}, {frames} frames, {device} (median of {rounds}, "
+                "interleaved)", ["OMP_WAIT_POLICY", "v1 fps", f"v2 fps ({models['v2']})", "v2 / v1"],
+                [[r["policy"], r["v1_fps"], r["v2_fps"], r["ratio"]] for r in rows]))
+    return {"webcam_models": rows}
 
 
 def bench_webcam_stages(args: argparse.Namespace) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import statistics
 import time
 from pathlib import Path
@@ -59,6 +60,16 @@ def interleaved_ms(fns: dict[str, Callable[[], object]], repeat: int, warmup: in
 def effort(args: argparse.Namespace, full, quick, smoke):
     """The setting for this run's effort: ``--smoke`` (tiny, only proves it runs), ``--quick`` or full."""
     return smoke if getattr(args, "smoke", False) else quick if args.quick else full
+
+
+def cpu_flags() -> str:
+    """The AVX flags of this CPU (``lscpu | grep -o 'avx[^ ]*' | sort -u``)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    flags = sorted({w for w in out.split() if w.startswith("avx")})
+    return " ".join(flags) or "no AVX"
 
 
 def machine() -> dict:
