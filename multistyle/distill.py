@@ -10,7 +10,8 @@ settings are copied from the teacher's file.
 
 Phase 2 (``perceptual_weight`` > 0) adds the model's own perceptual loss (VGG19 content + style + TV, the
 settings and stored paintings of the teacher file, as in :mod:`multistyle.training`) so the student can improve
-beyond its teacher; it costs a VGG pass per step.
+beyond its teacher; it costs a VGG pass per step. With ``distill_weight`` 0 the perceptual loss is the only loss
+(the shipped v2's last phase, on a GPU: the teacher network is then not run at all).
 
 Everything random comes from generators seeded by (seed, step), like :mod:`multistyle.training`, so a run
 resumed from its state file continues exactly as if it had never stopped.
@@ -210,7 +211,7 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
             config: DistillConfig, resume: bool = False, eval_dir: str | os.PathLike | None = None,
             cpu_budget: float | None = None, wall_budget: float | None = None, progress: ProgressFn | None = None,
             log: Callable[[str], None] = print, device: str | torch.device = "cpu") -> ModelFile:
-    """Distil the v1 model at ``teacher_path`` into a v2 net written to ``out`` (CPU). The state (weights, Adam
+    """Distil the v1 model at ``teacher_path`` into a v2 net written to ``out``. The state (weights, Adam
     moments, step, loss history) goes to :func:`~multistyle.training.state_path` ``(out)`` atomically every
     ``config.checkpoint_seconds`` and at the end; ``resume`` continues it exactly. ``cpu_budget``: stop (with a
     checkpoint) once this process has used that many CPU seconds (for equal-cost recipe comparisons). ``device``:
