@@ -92,3 +92,21 @@ def test_multistyle_webcam_subcommand_takes_short_options(tmp_path):
     assert "webcam" in helps and "demo" in helps and "video" in helps
     demo_help = run_cli("demo", "--help").stdout.decode()
     assert "--port" in demo_help and "--model" in demo_help and "--device" in demo_help
+
+
+def test_flicker_reducer_blends_as_documented():
+    """The OpenCV form of the reducer: keep × mask × warped previous output + the rest of the fresh frame,
+    rounded; a static scene (zero flow, identical inputs) keeps 70 % of the previous output everywhere."""
+    from multistyle.video import FlickerReducer, RunStats
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    first, second = (rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(2))
+    reducer = FlickerReducer(keep=0.7)
+    assert np.array_equal(reducer(frame, first), first)  # nothing to blend with yet
+    out = reducer(frame.copy(), second)
+    expected = 0.7 * first.astype(np.float32) + 0.3 * second.astype(np.float32)
+    assert np.abs(out.astype(np.float32) - expected).max() <= 1.0
+    # the pipeline's rate counts from the first frame out: warm-up does not weigh on it
+    assert RunStats(frames_out=11, seconds=9.0, first_out=4.0, last_out=6.0).fps == pytest.approx(5.0)
+    assert RunStats(frames_out=1, seconds=2.0, first_out=2.0, last_out=2.0).fps == pytest.approx(0.5)
