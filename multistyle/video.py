@@ -86,8 +86,9 @@ class FlickerReducer:
     """Blend each stylized frame with the previous stylized frame warped onto it by optical flow of the input
     frames, where the flow is consistent; new or occluded pixels keep the fresh stylization."""
 
-    def __init__(self, keep: float = 0.7) -> None:
+    def __init__(self, keep: float = 0.7, flow_side: int | None = 320) -> None:
         self.keep = keep
+        self.flow_side = flow_side  # flows and mask at most this long side, then upsampled (None: full size)
         self.flow = FlowEstimator()
         self.prev_input: np.ndarray | None = None
         self.prev_output: np.ndarray | None = None
@@ -100,10 +101,20 @@ class FlickerReducer:
         if self.prev_input is None or self.prev_input.shape != frame.shape:
             out = stylized
         else:
-            backward = self.flow(frame, self.prev_input)
-            forward = self.flow(self.prev_input, frame)
-            sampling_map = _sampling_map(backward)  # shared by both warps along the backward flow
-            mask = consistency_mask(backward, forward, frame, _remap(self.prev_input, sampling_map))
+            h, w = frame.shape[:2]
+            scale = min(1.0, self.flow_side / max(h, w)) if self.flow_side else 1.0
+            if scale < 1.0:  # flow and mask at low resolution: DIS and the mask cost scale with the pixels
+                size = (max(1, round(w * scale)), max(1, round(h * scale)))
+                small, prev = (cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in (frame, self.prev_input))
+            else:
+                small, prev = frame, self.prev_input
+            backward = self.flow(small, prev)
+            forward = self.flow(prev, small)
+            mask = consistency_mask(backward, forward, small, warp(prev, backward))
+            if scale < 1.0:
+                backward = cv2.resize(backward, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(1 / scale)
+                mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+            sampling_map = _sampling_map(backward)
             alpha = self.keep * mask
             # per-pixel alpha * warped + (1 - alpha) * stylized, rounded, in one OpenCV call
             out = cv2.blendLinear(_remap(self.prev_output, sampling_map), stylized, alpha, 1.0 - alpha)
