@@ -102,11 +102,12 @@ def test_flicker_reducer_blends_as_documented():
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     first, second = (rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(2))
-    reducer = FlickerReducer(keep=0.7)
-    assert np.array_equal(reducer(frame, first), first)  # nothing to blend with yet
-    out = reducer(frame.copy(), second)
     expected = 0.7 * first.astype(np.float32) + 0.3 * second.astype(np.float32)
-    assert np.abs(out.astype(np.float32) - expected).max() <= 1.0
+    for flow_side in (None, 32):  # flows and mask at full size, and at half size upsampled
+        reducer = FlickerReducer(keep=0.7, flow_side=flow_side)
+        assert np.array_equal(reducer(frame, first), first)  # nothing to blend with yet
+        out = reducer(frame.copy(), second)
+        assert out.shape == second.shape and np.abs(out.astype(np.float32) - expected).max() <= 1.0
     # the pipeline's rate counts from the first frame out: warm-up does not weigh on it
     assert RunStats(frames_out=11, seconds=9.0, first_out=4.0, last_out=6.0).fps == pytest.approx(5.0)
     assert RunStats(frames_out=1, seconds=2.0, first_out=2.0, last_out=2.0).fps == pytest.approx(0.5)
