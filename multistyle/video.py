@@ -130,8 +130,9 @@ def flicker_metric(frames: list[np.ndarray], outputs: list[np.ndarray]) -> float
     for t in range(1, len(frames)):
         backward = flow(frames[t], frames[t - 1])
         forward = flow(frames[t - 1], frames[t])
-        mask = consistency_mask(backward, forward, frames[t], warp(frames[t - 1], backward)) > 0.99
-        diff = np.abs(outputs[t].astype(np.float32) - warp(outputs[t - 1], backward).astype(np.float32)).mean(2)
+        sampling_map = _sampling_map(backward)  # shared by both warps along the backward flow
+        mask = consistency_mask(backward, forward, frames[t], _remap(frames[t - 1], sampling_map)) > 0.99
+        diff = np.abs(outputs[t].astype(np.float32) - _remap(outputs[t - 1], sampling_map).astype(np.float32)).mean(2)
         total += float(diff[mask].sum())
         count += int(mask.sum())
     return total / max(count, 1)

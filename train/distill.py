@@ -26,12 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def parser() -> argparse.ArgumentParser:
     from multistyle.distill import DistillConfig
+    from multistyle.models import PACKAGED_V1
+    from multistyle.network import BLOCK_KINDS, PADDINGS
 
     d = DistillConfig()
     p = Parser(prog="train/distill.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--content-dir", required=True, nargs="+", help="folder(s) of training photos")
     p.add_argument("--out", required=True, help="v2 model file to write (its .train.safetensors state sits beside it)")
-    p.add_argument("--teacher", default=str(ROOT / "multistyle" / "assets" / "v1.safetensors"),
+    p.add_argument("--teacher", default=str(PACKAGED_V1),
                    help="v1 model file to distil (default: the packaged v1)")
     p.add_argument("--eval-dir", default=str(ROOT.parent / "shared" / "data" / "content"),
                    help="folder with the held-out photos for the evaluation L1 logged at each checkpoint")
@@ -52,8 +54,8 @@ def parser() -> argparse.ArgumentParser:
                         "loss alone, the student no longer tied to its teacher)")
     p.add_argument("--width", type=float, default=d.width, help="v2 channel width multiplier")
     p.add_argument("--blocks", type=int, default=d.blocks, help="v2 residual blocks at 1/4 resolution")
-    p.add_argument("--block", default=d.block, choices=("conv", "dw"), help="residual block kind")
-    p.add_argument("--padding", default=d.padding, choices=("replicate", "zeros"),
+    p.add_argument("--block", default=d.block, choices=BLOCK_KINDS, help="residual block kind")
+    p.add_argument("--padding", default=d.padding, choices=PADDINGS,
                    help="conv padding of the v2 net (zeros: a few pixels of bright band along the borders); a "
                         "resumed state may switch it")
     p.add_argument("--plain-encoder", action="store_true", help="unconditioned (plain instance norm) encoder")
