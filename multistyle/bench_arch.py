@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .benchkit import DATA, compared_model, cpu_flags, effort, interleaved_ms, register, table
+from .benchkit import DATA, HELD_OUT, compared_model, cpu_flags, effort, interleaved_ms, register, table
 from .network import FastStyleNet, StyleBankNet, StyleNet
 
 RESOLUTIONS = [(320, 240), (640, 480), (1280, 720)]
@@ -202,7 +202,7 @@ def bench_arch_quality(args: argparse.Namespace) -> dict:
         raise SystemExit("error: the two models hold different styles")
     loss = PerceptualLoss(LossConfig.from_dict(v1.loss))
     size = effort(args, 256, 128, 32)
-    photos = [load_image(DATA / "content" / n, max_size=size) for n in ("tubingen.jpg", "kodak_lighthouse.jpg")]
+    photos = [load_image(DATA / "content" / n, max_size=size) for n in HELD_OUT]
     rows = []
     for index, style in enumerate(v1.styles[: effort(args, None, None, 1)]):
         style_file = DATA / "styles" / style.source

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .benchkit import DATA, devices, effort, register, table
+from .benchkit import DATA, HELD_OUT, devices, effort, register, table
 from .network import StyleNet
 
 RESOLUTIONS = [(320, 240), (640, 480), (1280, 720)]
@@ -92,8 +92,7 @@ def bench_quality(args: argparse.Namespace) -> dict:
     loss_cfg = LossConfig.from_dict(model.loss)
     loss = PerceptualLoss(loss_cfg).to(device)
     size = effort(args, 256, 128, 32)
-    photos = [DATA / "content" / n for n in ("tubingen.jpg", "kodak_lighthouse.jpg", "chelsea_cat.jpg")]
-    photos = [p for p in photos if p.is_file()][: effort(args, 2, 1, 1)]
+    photos = [DATA / "content" / n for n in HELD_OUT[: effort(args, 2, 1, 1)]]
     styles = model.styles[: effort(args, None, 3, 1)]
     rows = []
     for index, style in enumerate(styles):

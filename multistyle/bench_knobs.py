@@ -17,9 +17,8 @@ from pathlib import Path
 
 import torch
 
-from .benchkit import DATA, ROOT, cpu_flags, devices, effort, register, table
+from .benchkit import DATA, HELD_OUT, ROOT, cpu_flags, devices, effort, register, table
 
-HELD_OUT = ("tubingen.jpg", "kodak_lighthouse.jpg")  # the photos of `bench quality`
 REFINE_STYLES = ("starry_night", "great_wave")  # the first one present is used
 
 

@@ -17,6 +17,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("MULTISTYLE_DATA", ROOT.parent / "shared" / "data"))
+HELD_OUT = ("tubingen.jpg", "kodak_lighthouse.jpg")  # DATA/content photos the quality benches judge on
 
 BenchFn = Callable[[argparse.Namespace], dict]
 BENCHES: dict[str, BenchFn] = {}

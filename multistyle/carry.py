@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .benchkit import HELD_OUT
 from .cliutil import Parser, positive_int, run_guarded
 
 WHEELS = ("kornia", "kornia_rs")  # what the device image lacks (it has torch, opencv, matplotlib, safetensors, tqdm)
@@ -39,9 +40,10 @@ def pack_vgg(path: Path) -> Path:
     return save_weights(resolve_weights(), path, layers=LossConfig().all_layers, dtype=torch.float16)
 
 
-def pack_images(source: Path, folder: Path, short_side: int | None = None, quality: int = 85) -> int:
-    """Copy the images of ``source`` into ``folder``: byte for byte, or downscaled so the short side is at most
-    ``short_side`` (JPEG)."""
+def pack_images(source: Path, folder: Path, short_side: int | None = None, quality: int = 85,
+                names: tuple[str, ...] | None = None) -> int:
+    """Copy the images of ``source`` (only ``names`` if given) into ``folder``: byte for byte, or downscaled so the
+    short side is at most ``short_side`` (JPEG)."""
     import shutil
 
     from .imageio import open_rgb
@@ -50,6 +52,8 @@ def pack_images(source: Path, folder: Path, short_side: int | None = None, quali
     folder.mkdir(parents=True, exist_ok=True)
     count = 0
     for f in list_images([source]):
+        if names is not None and f.name not in names:
+            continue
         if not short_side:
             shutil.copy2(f, folder / f.name)
             count += 1
@@ -69,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folder", nargs="?", default="carry", help="where to pack (default carry/, git-ignored)")
     p.add_argument("--data", default=str(Path(__file__).resolve().parent.parent.parent / "shared" / "data"),
                    help="the shared data folder holding styles/ and train/ (default ../shared/data)")
-    p.add_argument("--photo-size", type=positive_int, default=296,
-                   help="short side of the packed training photos (default 296; training at --photo-size 256 sees 294)")
+    p.add_argument("--photo-size", type=positive_int, default=256,
+                   help="short side of the packed training photos (default 256, the scale training crops from)")
     args = p.parse_args(argv)
 
     def job() -> int:
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         wheels = pack_wheels(out / "wheels")
         vgg = pack_vgg(out / "vgg19_fp16.safetensors")
         styles = pack_images(data / "styles", out / "styles")
-        pack_images(data / "content", out / "content")  # the held-out photos of the quality and add-style benches
+        pack_images(data / "content", out / "content", names=HELD_OUT)  # the photos the quality benches judge on
         shutil.copytree(data / "video", out / "video", dirs_exist_ok=True)  # bunny.mp4 for the webcam bench
         photos = pack_images(data / "train", out / "train", args.photo_size, quality=80)
         size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20

@@ -177,6 +177,7 @@ class StyleTargets:
         from safetensors.torch import load_file, save_file
 
         folder = Path(directory) if directory else cache_dir() / "style_targets"
+        device = next(vgg.parameters()).device
         parts = []
         for image in images:
             key = hashlib.sha256(image.detach().cpu().float().contiguous().numpy().tobytes())
@@ -193,9 +194,8 @@ class StyleTargets:
                     atomic_write(path, lambda tmp, g=cpu_grams: save_file(g, tmp))
                 except OSError:
                     pass  # unwritable cache: just recompute next time
-            parts.append(grams)
-        device = next(vgg.parameters()).device
-        stacked = {l: torch.stack([p[l] for p in parts]).to(device) for l in layers}
+            parts.append({l: g.to(device) for l, g in grams.items()})  # hits load on the CPU, misses are on device
+        stacked = {l: torch.stack([p[l] for p in parts]) for l in layers}
         return cls(stacked, names or [f"style{i}" for i in range(len(images))])
 
     def blend(self, weights: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
