@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from .checkpoint import ModelFile, load_model, save_model
+from .checkpoint import TRAINING_ONLY, ModelFile, load_model, save_model
 from .errors import MultistyleError
 from .imageio import load_image
 from .network import FastStyleNet, StyleNet
@@ -265,7 +265,7 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
         save_model(ModelFile(student, teacher_model.styles, teacher_model.loss, record), state_path(out),
                    optimizer_tensors(optimizer))
         save_model(ModelFile(student, teacher_model.styles, teacher_model.loss,
-                             {k: v for k, v in record.items() if k not in ("history", "evals")}), out)
+                             {k: v for k, v in record.items() if k not in TRAINING_ONLY}), out)
 
     step = start
     for step, indices in enumerate(loader, start=start):

@@ -10,7 +10,7 @@ from conftest import CONTENT, ROOT
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from multistyle.checkpoint import ModelFile, StyleInfo, load_model, read_metadata, save_model
+from multistyle.checkpoint import ModelFile, StyleInfo, export_model, load_model, read_metadata, save_model
 from multistyle.distill import DistillConfig, distill, distill_loss, make_student, target_weights
 from multistyle.errors import ModelFileError, MultistyleError
 from multistyle.imageio import load_image
@@ -204,6 +204,17 @@ def test_packaged_default_is_v2_and_both_packaged_models_are_named():
     assert resolve_model_path("v1") == PACKAGED_V1 and resolve_model_path("v2") == PACKAGED_MODEL
     v1, v2 = Stylizer(load_model(PACKAGED_V1)[0]), Stylizer(load_model(PACKAGED_MODEL)[0])
     assert v1.names == v2.names  # the same 13 styles: v2 was distilled from v1, then trained on their paintings
+
+
+def test_shipped_default_is_the_export_of_the_committed_training_state(tmp_path):
+    state = ROOT / "train" / "checkpoints" / "v2.train.safetensors"
+    exported = export_model(state, tmp_path / "v2.safetensors")
+    shipped, ours = load_model(PACKAGED_MODEL)[0], load_model(exported)[0]
+    for (name, a), b in zip(shipped.net.state_dict().items(), ours.net.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert ours.extra["step"] == shipped.extra["step"] and "history" not in ours.extra
+    assert "history" in load_model(state)[0].extra  # the state keeps it: only the export drops it
+    assert exported.stat().st_size < state.stat().st_size  # no Adam moments either
 
 
 def test_padding_is_recorded_and_old_v2_files_load_zero_padded(tmp_path):
