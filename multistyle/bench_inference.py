@@ -48,27 +48,27 @@ def bench_stylize(args: argparse.Namespace) -> dict:
     from .models import get_model
 
     shipped = get_model(args.model).net
+    label = f"{type(shipped).__name__} w{shipped.width:g} (model)"
+    nets = [(label, shipped), ("StyleNet w1 (v1 wide)", StyleNet(shipped.num_styles, 1.0))]  # wide: untrained
     rows = []
     for device in devices(args):
-        for width in (shipped.width, 1.0):
+        for name, net in nets:
             sizes = effort(args, RESOLUTIONS, RESOLUTIONS[:2], [(64, 48)])
             if device.startswith("cuda") and not getattr(args, "smoke", False):
                 sizes = [*RESOLUTIONS, (1920, 1080)]  # cheap on a GPU: always up to full HD
             for size in sizes:
                 for half in ([False, True] if device.startswith("cuda") else [False]):
-                    net = shipped if width == shipped.width else StyleNet(shipped.num_styles, width)
                     repeat = effort(args, 5, 5, 1) if device == "cpu" else 50
                     ms = latency_ms(net, device, size, half, repeat)
-                    rows.append({"device": device, "width": width, "resolution": f"{size[0]}x{size[1]}",
-                                 "pixels": size[0] * size[1], "dtype": "fp16" if half else "fp32", "ms": ms,
-                                 "fps": 1000 / ms})
+                    rows.append({"device": device, "network": name, "width": net.width,
+                                 "resolution": f"{size[0]}x{size[1]}", "pixels": size[0] * size[1],
+                                 "dtype": "fp16" if half else "fp32", "ms": ms, "fps": 1000 / ms})
     base_device = "cpu" if any(r["device"] == "cpu" for r in rows) else rows[0]["device"]
     base = {r["resolution"]: r["ms"] for r in rows
-            if r["device"] == base_device and r["width"] == shipped.width and r["dtype"] == "fp32"}
-    names = {shipped.width: f"{type(shipped).__name__} w{shipped.width:g} (model)", 1.0: "StyleNet w1 (v1 wide)"}
+            if r["device"] == base_device and r["network"] == label and r["dtype"] == "fp32"}
     print(table("Fast network latency (one frame, after warm-up, median)",
                 ["device", "network", "resolution", "dtype", "ms", "frames/s", f"vs {base_device} model fp32"],
-                [[r["device"], names[r["width"]], r["resolution"], r["dtype"], r["ms"], r["fps"],
+                [[r["device"], r["network"], r["resolution"], r["dtype"], r["ms"], r["fps"],
                   r["ms"] / base[r["resolution"]]] for r in rows]))
     return {"stylize": rows}
 
