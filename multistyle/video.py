@@ -41,12 +41,8 @@ def _sampling_map(flow: np.ndarray) -> np.ndarray:
 
 
 def _remap(image: np.ndarray, sampling_map: np.ndarray) -> np.ndarray:
+    """Sample ``image`` at ``sampling_map`` (bilinear, border replicated): a warp along the map's flow."""
     return cv2.remap(image, sampling_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample ``image`` at ``x + flow(x)`` (bilinear, border replicated)."""
-    return _remap(image, _sampling_map(flow))
 
 
 def _norm(flow: np.ndarray) -> np.ndarray:
@@ -65,12 +61,16 @@ class FlowEstimator:
 
 
 def consistency_mask(backward: np.ndarray, forward: np.ndarray, current: np.ndarray, warped_prev: np.ndarray,
-                     flow_tol: float = 1.0, color_tol: float = 30.0) -> np.ndarray:
+                     flow_tol: float = 1.0, color_tol: float = 30.0,
+                     sampling_map: np.ndarray | None = None) -> np.ndarray:
     """1 where the previous frame's pixel is trustworthy: forward-backward flow agrees (not occluded) and the
     warped previous input looks like the current input; 0 elsewhere. Float32 [H, W] softened by a blur.
+    ``sampling_map``: ``_sampling_map(backward)`` when the caller has it (it warped ``warped_prev`` with it).
     (OpenCV primitives throughout: at 640x360 this was 28 ms in NumPy, the costliest part of the pipeline's
     flicker stage.)"""
-    round_trip = backward + warp(forward, backward)
+    if sampling_map is None:
+        sampling_map = _sampling_map(backward)
+    round_trip = backward + _remap(forward, sampling_map)
     bad_flow = _norm(round_trip) > flow_tol + 0.05 * (_norm(backward) + _norm(forward))
     diff = cv2.absdiff(current, warped_prev)
     if diff.ndim == 3:
@@ -110,7 +110,8 @@ class FlickerReducer:
                 small, prev = frame, self.prev_input
             backward = self.flow(small, prev)
             forward = self.flow(prev, small)
-            mask = consistency_mask(backward, forward, small, warp(prev, backward))
+            small_map = _sampling_map(backward)
+            mask = consistency_mask(backward, forward, small, _remap(prev, small_map), sampling_map=small_map)
             if scale < 1.0:
                 backward = cv2.resize(backward, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(1 / scale)
                 mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -130,8 +131,9 @@ def flicker_metric(frames: list[np.ndarray], outputs: list[np.ndarray]) -> float
     for t in range(1, len(frames)):
         backward = flow(frames[t], frames[t - 1])
         forward = flow(frames[t - 1], frames[t])
-        sampling_map = _sampling_map(backward)  # shared by both warps along the backward flow
-        mask = consistency_mask(backward, forward, frames[t], _remap(frames[t - 1], sampling_map)) > 0.99
+        sampling_map = _sampling_map(backward)  # shared by the three warps along the backward flow
+        mask = consistency_mask(backward, forward, frames[t], _remap(frames[t - 1], sampling_map),
+                                sampling_map=sampling_map) > 0.99
         diff = np.abs(outputs[t].astype(np.float32) - _remap(outputs[t - 1], sampling_map).astype(np.float32)).mean(2)
         total += float(diff[mask].sum())
         count += int(mask.sum())
