@@ -118,12 +118,16 @@ def save_model(model: ModelFile, path: str | os.PathLike, extra_tensors: dict[st
 TRAINING_ONLY = ("history", "evals")  # ``extra`` entries a training state keeps and a shipped model file drops
 
 
+def model_extra(extra: dict[str, Any]) -> dict[str, Any]:
+    """A training state's ``extra`` as its model file keeps it (without :data:`TRAINING_ONLY`)."""
+    return {k: v for k, v in extra.items() if k not in TRAINING_ONLY}
+
+
 def export_model(state: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write the model file of a training state (``*.train.safetensors``): the same weights and styles, without the
     optimizer tensors and the loss history. This is how a state trained elsewhere (a lent GPU) becomes a model."""
     model, _ = load_model(state)
-    extra = {k: v for k, v in model.extra.items() if k not in TRAINING_ONLY}
-    return save_model(ModelFile(model.net, model.styles, model.loss, extra), out)
+    return save_model(ModelFile(model.net, model.styles, model.loss, model_extra(model.extra)), out)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from .checkpoint import TRAINING_ONLY, ModelFile, load_model, save_model
+from .checkpoint import ModelFile, load_model, model_extra, save_model
 from .errors import MultistyleError
 from .imageio import load_image
 from .network import FastStyleNet, StyleNet
@@ -230,9 +230,8 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
     start, history, evals, elapsed_before = 0, [], [], 0.0
     if resume and state_path(out).exists():
         saved, extra = load_model(state_path(out))
-        shape = {k: v for k, v in saved.net.arch_params().items() if k != "padding"}
-        if (saved.style_names != teacher_model.style_names
-                or shape != {k: v for k, v in student.arch_params().items() if k != "padding"}):
+        if (saved.style_names != teacher_model.style_names  # the padding may differ: it is switched below
+                or {**saved.net.arch_params(), "padding": student.padding} != student.arch_params()):
             raise MultistyleError(f"{state_path(out)} holds other styles or another architecture; drop --resume "
                                   "or pick another --out")
         if saved.net.padding != student.padding:
@@ -264,8 +263,7 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
             s.training = {**s.training, "distilled_steps": step}
         save_model(ModelFile(student, teacher_model.styles, teacher_model.loss, record), state_path(out),
                    optimizer_tensors(optimizer))
-        save_model(ModelFile(student, teacher_model.styles, teacher_model.loss,
-                             {k: v for k, v in record.items() if k not in TRAINING_ONLY}), out)
+        save_model(ModelFile(student, teacher_model.styles, teacher_model.loss, model_extra(record)), out)
 
     step = start
     for step, indices in enumerate(loader, start=start):

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import ModelFile, StyleInfo, load_model, make_painting, make_thumbnail, save_model
+from .checkpoint import ModelFile, StyleInfo, load_model, make_painting, make_thumbnail, model_extra, save_model
 from .errors import ImageError, MultistyleError
 from .imageio import load_image, open_rgb, pil_to_tensor, resize_long_side
 from .losses import LossConfig, PerceptualLoss
@@ -290,8 +290,7 @@ def _train(content_files: Sequence[Path], style_files: Sequence[Path], out: str 
                           "style_size": config.style_size}
         model = ModelFile(net, styles, config.loss.to_dict(), record)
         save_model(model, state_path(out), optimizer_tensors(optimizer))
-        save_model(ModelFile(net, styles, config.loss.to_dict(), {k: v for k, v in record.items()
-                                                                   if k != "history"}), out)
+        save_model(ModelFile(net, styles, config.loss.to_dict(), model_extra(record)), out)
 
     last_step = start  # a resumed run that had already finished does no step
     for step, indices in enumerate(loader, start=start):
