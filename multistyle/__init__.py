@@ -2,7 +2,13 @@
 
 __version__ = "0.1.0"
 
-from .errors import ImageError, ModelFileError, MultistyleError, StyleError, WeightsNotFoundError  # noqa: E402
-from .inference import stylize  # noqa: E402
+from .errors import (  # noqa: E402
+    ImageError,
+    ModelFileError,
+    MultistyleError,
+    StyleError,
+    WeightsNotFoundError,
+)
+from .stylizer import stylize  # noqa: E402
 
 __all__ = ["stylize", "MultistyleError", "ImageError", "ModelFileError", "StyleError", "WeightsNotFoundError"]

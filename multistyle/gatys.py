@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Sequence
 
 import kornia
@@ -12,15 +13,11 @@ import torch
 
 from .color import COLOR_MODES, keep_luminance, match_color
 from .errors import ImageError
-from .imageio import resize_long_side
-from .losses import LossConfig, PerceptualLoss, validate_blend_weights
-
-
-def pick_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` → CUDA when present, else CPU; anything else is passed to ``torch.device``."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+from .images import resize_long_side
+from .loss import LossConfig, LossTerms, PerceptualLoss
+from .paths import pick_device
+from .progress import ProgressFn
+from .styles import validate_blend_weights
 
 
 @dataclass
@@ -80,9 +77,6 @@ class GatysResult:
     seconds: float
 
 
-ProgressFn = Callable[[int, int, dict[str, float]], None]  # (iteration, total, losses)
-
-
 def _initial_image(config: GatysConfig, content: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     noise = torch.rand(content.shape, generator=generator).to(content.device)
     if isinstance(config.init, torch.Tensor):  # e.g. the fast network's output (refine mode)
@@ -94,7 +88,7 @@ def _initial_image(config: GatysConfig, content: torch.Tensor, generator: torch.
         return torch.lerp(content, noise, config.noise_ratio)
     if config.init == "noise":
         return noise
-    from .imageio import load_image
+    from .images import load_image
 
     init = load_image(config.init).to(content.device)
     init = kornia.geometry.transform.resize(init, content.shape[-2:], antialias=True)
@@ -120,10 +114,9 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
         generator.seed()
     sizes = pyramid(config.size, min(config.min_size, config.size))
     steps = split_steps(config.steps, len(sizes))
-    lr = config.lr if config.lr is not None else (1.0 if config.optimizer == "lbfgs" else 0.02)
     full_content = resize_long_side(content.float(), config.size).to(dev)
     history: list[dict[str, float]] = []
-    total = sum(steps)
+    report = (lambda record: progress(len(history), sum(steps), record)) if progress is not None else None
     start = time.perf_counter()
     image: torch.Tensor | None = None
     for level, (size, level_steps) in enumerate(zip(sizes, steps)):
@@ -132,58 +125,65 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
         if config.preserve_color == "histogram":
             style_images = [match_color(s.to(dev), target_content) for s in style_images]
         targets = loss.style_targets([s.to(dev) for s in style_images]).blend(blend.tolist())
-        content_feats = loss.content_targets(target_content)
         if image is None:
             image = _initial_image(config, target_content, generator)
         else:
             image = kornia.geometry.transform.resize(image, target_content.shape[-2:], interpolation="bilinear")
-        # a plain contiguous copy: L-BFGS flattens the gradient with view(), which a channels_last init (v2's
-        # output in refine mode) would break
-        image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-        level_lr = lr
-
-        def make_optimizer() -> torch.optim.Optimizer:
-            if config.optimizer == "lbfgs":
-                return torch.optim.LBFGS([image], lr=level_lr, max_iter=1, history_size=50)
-            return torch.optim.Adam([image], lr=level_lr)
-
-        optimizer = make_optimizer()
-        terms_box: list = []
-
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad()
-            terms = loss(image, content_feats, targets)
-            terms.total.backward()
-            terms_box.append(terms)
-            return terms.total
-
-        best_total, best_image = math.inf, image.detach().clone()
-        for _ in range(level_steps):
-            terms_box.clear()
-            before = image.detach().clone()
-            optimizer.step(closure)  # evaluates the loss at `before`, then moves the image
-            if config.optimizer == "adam":
-                with torch.no_grad():
-                    image.clamp_(0, 1)
-            record = {"level": level, "size": size, **terms_box[0].item()}
-            if record["total"] < best_total:
-                best_total, best_image = record["total"], before
-            elif not math.isfinite(record["total"]) or record["total"] > 4 * best_total:
-                # an overshooting step (L-BFGS without line search can diverge with large weights):
-                # go back to the best image and restart the optimiser with half the step size
-                with torch.no_grad():
-                    image.copy_(best_image)
-                level_lr *= 0.5
-                optimizer = make_optimizer()
-            history.append(record)
-            if progress is not None:
-                progress(len(history), total, record)
-        with torch.no_grad():
-            final_total = float(loss(image, content_feats, targets).total)
-        if not (final_total <= best_total):
-            image = best_image
+        level_loss = partial(loss, content_targets=loss.content_targets(target_content), style_grams=targets)
+        image = _optimise_level(image, level_loss, config, level_steps, {"level": level, "size": size}, history,
+                                report)
     assert image is not None
     result = image.detach().clamp(0, 1)
     if config.preserve_color == "luminance":
         result = keep_luminance(result, full_content)
     return GatysResult(result.cpu(), history, time.perf_counter() - start)
+
+
+def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerms], config: GatysConfig,
+                    steps: int, labels: dict, history: list[dict[str, float]],
+                    report: Callable[[dict], None] | None) -> torch.Tensor:
+    """``steps`` optimiser iterations on ``image`` at one pyramid level; returns the best image seen. An overshooting
+    step (L-BFGS without line search can diverge with large weights) goes back to the best image and restarts the
+    optimiser with half the step size."""
+    # a plain contiguous copy: L-BFGS flattens the gradient with view(), which a channels_last init (v2's output in
+    # refine mode) would break
+    image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+    lr = config.lr if config.lr is not None else (1.0 if config.optimizer == "lbfgs" else 0.02)
+
+    def make_optimizer() -> torch.optim.Optimizer:
+        if config.optimizer == "lbfgs":
+            return torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=50)
+        return torch.optim.Adam([image], lr=lr)
+
+    optimizer = make_optimizer()
+    terms_box: list[LossTerms] = []
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        terms = loss(image)
+        terms.total.backward()
+        terms_box.append(terms)
+        return terms.total
+
+    best_total, best_image = math.inf, image.detach().clone()
+    for _ in range(steps):
+        terms_box.clear()
+        before = image.detach().clone()
+        optimizer.step(closure)  # evaluates the loss at `before`, then moves the image
+        if config.optimizer == "adam":
+            with torch.no_grad():
+                image.clamp_(0, 1)
+        record = {**labels, **terms_box[0].item()}
+        if record["total"] < best_total:
+            best_total, best_image = record["total"], before
+        elif not math.isfinite(record["total"]) or record["total"] > 4 * best_total:
+            with torch.no_grad():
+                image.copy_(best_image)
+            lr *= 0.5
+            optimizer = make_optimizer()
+        history.append(record)
+        if report is not None:
+            report(record)
+    with torch.no_grad():
+        final_total = float(loss(image).total)
+    return image if final_total <= best_total else best_image

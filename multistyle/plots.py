@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 from matplotlib.figure import Figure
 
-from .imageio import atomic_write
+from .paths import atomic_write
 
 DPI = 100
 FPS_LINES = ((30, "30 fps"), (10, "10 fps"))

@@ -9,10 +9,12 @@ from functools import lru_cache
 
 import torch
 
-from .checkpoint import ModelFile
 from .errors import StyleError
-from .gatys import GatysConfig, GatysResult, ProgressFn, stylize_gatys
-from .losses import LossConfig, PerceptualLoss
+from .gatys import GatysConfig, GatysResult, stylize_gatys
+from .loss import LossConfig, PerceptualLoss
+from .modelfile import ModelFile, get_model
+from .progress import ProgressFn
+from .styles import parse_style_arg, style_weights
 
 MAX_REFINE = 10_000
 NO_PAINTINGS = "this model file has no stored paintings; retrain or re-add the style"
@@ -79,3 +81,12 @@ def refine_batch(model: ModelFile, photos: torch.Tensor, starts: torch.Tensor, w
     """:func:`refine` for each image of a batch [B, 3, H, W]; returns the refined batch (float32, CPU)."""
     return torch.cat([refine(model, p[None], s[None], weights, steps, scale, device, progress).image
                       for p, s in zip(photos, starts)])
+
+
+def stored_paintings(style: str, model_path: str | None = None) -> tuple[list[torch.Tensor], list[float]]:
+    """The paintings a model file stores for a CLI style spec (a name, index or ``a=0.7,b=0.3`` mix) and their
+    blend weights, for commands that optimise towards a model's styles (``gatys -s``, ``sweep -s``)."""
+    model = get_model(model_path)
+    weights = style_weights(parse_style_arg(style), model.style_names)[0]
+    picked = [i for i, w in enumerate(weights.tolist()) if w > 0]
+    return style_paintings(model, picked), [float(weights[i]) for i in picked]

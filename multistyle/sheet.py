@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from .imageio import tensor_to_uint8
+from .images import tensor_to_uint8
 
 
 def contact_sheet(tiles: Sequence[tuple[str, torch.Tensor]], columns: int = 5, caption: int = 22,

@@ -3,7 +3,6 @@ loss curves, and a JSON/CSV table of final losses and times. Resumable: finished
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import itertools
@@ -56,7 +55,7 @@ def cell_slug(cell: dict[str, str]) -> str:
 
 def apply_cell(base, cell: dict[str, str]):
     """A GatysConfig with the cell's parameters applied (loss settings go into its LossConfig)."""
-    from .losses import LossConfig
+    from .loss import LossConfig
 
     loss_changes = {LOSS_PARAMS[k][0]: LOSS_PARAMS[k][1](v) for k, v in cell.items() if k in LOSS_PARAMS}
     gatys_changes = {GATYS_PARAMS[k][0]: GATYS_PARAMS[k][1](v) for k, v in cell.items() if k in GATYS_PARAMS}
@@ -75,8 +74,9 @@ def run_sweep(content_path: str, style_path: str | torch.Tensor, params: list[tu
               log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run every cell of the grid (skipping finished ones), then write sheet.png, losses.png and results.*."""
     from .gatys import stylize_gatys
-    from .imageio import atomic_write, load_image, save_image
-    from .losses import PerceptualLoss
+    from .images import load_image, save_image
+    from .loss import PerceptualLoss
+    from .paths import atomic_write
 
     if not 1 <= len(params) <= 2:
         raise MultistyleError("give one or two --param options")
@@ -130,7 +130,8 @@ def run_sweep(content_path: str, style_path: str | torch.Tensor, params: list[tu
 
 def write_outputs(records: list[dict], params: list[tuple[str, list[str]]], out: Path) -> None:
     """sheet.png (rows: first parameter, columns: second), losses.png, results.csv, results.json (this grid)."""
-    from .imageio import atomic_write, load_image, save_image
+    from .images import load_image, save_image
+    from .paths import atomic_write
     from .plots import line_plot
     from .sheet import contact_sheet
 
@@ -152,69 +153,3 @@ def write_outputs(records: list[dict], params: list[tuple[str, list[str]]], out:
         writer.writerow([*[r["cell"][p] for p, _ in params], r["content"], r["style"], r["tv"], r["total"],
                          r["seconds"], r["image"]])
     atomic_write(out / "results.csv", lambda tmp: Path(tmp).write_text(buffer.getvalue()))
-
-
-def add_sweep(sub) -> None:
-    p = sub.add_parser("sweep", help="run Gatys over a grid of one or two parameters",
-                       description="Run the Gatys module over a grid and write a labelled contact sheet (sheet.png), "
-                                   "loss curves (losses.png) and the final losses and times (results.json/.csv). "
-                                   f"Parameters: {', '.join(PARAMS)}. Layer lists use +, e.g. "
-                                   "style-layers=relu1_1+relu2_1. Finished cells are skipped when run again.")
-    p.add_argument("content", help="content photo")
-    p.add_argument("style", nargs="?", help="style painting file; or use -s")
-    p.add_argument("-s", "--style-name", dest="style_name", metavar="STYLE",
-                   help="instead of a file: a style of --model by name or index (its stored painting)")
-    p.add_argument("--model", help="model file whose stored paintings -s picks from (default: as for stylize)")
-    p.add_argument("--param", action="append", required=True, metavar="NAME=V1,V2,...",
-                   help="a parameter and its values (give one or two --param)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="a fixed setting for every cell, e.g. --set tv-weight=0 (same names as --param)")
-    p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--size", type=int, default=256, help="default size of every cell (default 256)")
-    p.add_argument("--steps", type=int, default=100, help="default iterations of every cell (default 100)")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(run=run_sweep_cli)
-
-
-def run_sweep_cli(args: argparse.Namespace) -> int:
-    from .cliutil import tqdm_progress
-    from .gatys import GatysConfig
-
-    params = [parse_param(t) for t in args.param]
-    if len({p for p, _ in params}) != len(params):
-        raise MultistyleError("each --param name may appear once")
-    base = GatysConfig(size=args.size, steps=args.steps)
-    fixed = {}
-    for text in args.set:
-        name, values = parse_param(text)
-        if len(values) != 1:
-            raise MultistyleError(f"--set {name} takes one value")
-        fixed[name] = values[0]
-    if fixed:
-        base = apply_cell(base, fixed)
-    cells = 1
-    for _, values in params:
-        cells *= len(values)
-    bar, step_progress = tqdm_progress(cells * args.steps, "sweep")
-    count = {"runs": 0, "last": 0}
-
-    def progress(i: int, n: int, label: str) -> None:
-        if i < count["last"]:
-            count["runs"] += count["last"]
-        count["last"] = i
-        step_progress(count["runs"] + i, cells * args.steps, {})
-
-    if bool(args.style) == bool(args.style_name):
-        raise MultistyleError("give the style as a painting file or as -s STYLE (a style stored in the model), not both")
-    style = args.style
-    if args.style_name:
-        from .inference import stored_paintings
-
-        paintings, _ = stored_paintings(args.style_name, args.model)
-        if len(paintings) != 1:
-            raise MultistyleError("sweep takes one style; a mix is for gatys and stylize")
-        style = paintings[0]
-    records = run_sweep(args.content, style, params, args.output, base, args.device, progress, log=bar.write)
-    bar.close()
-    print(f"{len(records)} cells -> {args.output}/sheet.png, losses.png, results.json, results.csv")
-    return 0

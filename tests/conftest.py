@@ -28,28 +28,28 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def loss_net():
-    from multistyle.losses import LossConfig, PerceptualLoss
+    from multistyle.loss import LossConfig, PerceptualLoss
 
     return PerceptualLoss(LossConfig())
 
 
 @pytest.fixture(scope="session")
 def tubingen():
-    from multistyle.imageio import load_image
+    from multistyle.images import load_image
 
     return load_image(ROOT / "examples" / "tubingen.jpg", max_size=64)
 
 
 @pytest.fixture(scope="session")
 def starry():
-    from multistyle.imageio import load_image
+    from multistyle.images import load_image
 
     return load_image(STYLES / "starry_night.jpg", max_size=64)
 
 
 @pytest.fixture(scope="session")
 def wave():
-    from multistyle.imageio import load_image
+    from multistyle.images import load_image
 
     return load_image(STYLES / "great_wave.jpg", max_size=64)
 

@@ -8,12 +8,12 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import ROOT, STYLES, assert_one_line_error, run_cli
 from PIL import Image
 
 import multistyle
-from conftest import ROOT, STYLES, assert_one_line_error, run_cli
 from multistyle.errors import ImageError, ModelFileError, StyleError
-from multistyle.extend import sanitize_style_name
+from multistyle.train.add_style import sanitize_style_name
 
 PHOTO = ROOT / "examples" / "chelsea_cat.jpg"
 ADD_STYLE = str(ROOT / "train" / "add_style.py")
@@ -141,7 +141,7 @@ def test_bad_styles_and_numbers(tmp_path):
 
 
 def test_bad_model_files(tmp_path):
-    from multistyle.models import PACKAGED_MODEL
+    from multistyle.modelfile import PACKAGED_MODEL
 
     photo = str(PHOTO)
     out = str(tmp_path / "o.png")

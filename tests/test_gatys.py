@@ -58,7 +58,7 @@ def test_bad_settings_rejected():
 
 def test_large_style_weight_does_not_diverge(tubingen, starry):
     """L-BFGS without line search can overshoot with big weights; the optimiser must recover, not blow up."""
-    from multistyle.losses import LossConfig, PerceptualLoss
+    from multistyle.loss import LossConfig, PerceptualLoss
 
     loss = PerceptualLoss(LossConfig(style_weight=1e5))
     result = stylize_gatys(tubingen, [starry], GatysConfig(size=64, steps=25, min_size=64, loss=loss.config),

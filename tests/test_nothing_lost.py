@@ -10,11 +10,10 @@ import subprocess
 import sys
 import time
 
+from conftest import ROOT, STYLES, THREADS, assert_one_line_error, run_cli
 from filelock import FileLock, Timeout
 
-from conftest import ROOT, STYLES, THREADS, assert_one_line_error, run_cli
-from multistyle.checkpoint import load_model
-from multistyle.models import PACKAGED_MODEL
+from multistyle.modelfile import PACKAGED_MODEL, load_model
 
 ADD_STYLE = str(ROOT / "train" / "add_style.py")
 
@@ -100,7 +99,7 @@ def test_packaged_model_is_never_modified(tmp_path):
 
 SAVE_LOOP = """
 import sys
-from multistyle.checkpoint import load_model, save_model
+from multistyle.modelfile import load_model, save_model
 a, extra_a = load_model(sys.argv[1])
 b, extra_b = load_model(sys.argv[2])
 save_model(a, sys.argv[3], extra_a)
@@ -117,7 +116,7 @@ def test_sigkill_while_saving_leaves_the_old_or_the_new_file(tmp_path):
     inside save_model. The model file is always one of the two complete files, byte for byte, and loads."""
     import torch
 
-    from multistyle.checkpoint import save_model
+    from multistyle.modelfile import save_model
 
     model, _ = load_model(PACKAGED_MODEL)
     for style in model.styles:

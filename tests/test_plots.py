@@ -7,7 +7,13 @@ import math
 import numpy as np
 from PIL import Image
 
-from multistyle.plots import ema, latency_figure, line_plot, phase_changes, training_figure
+from multistyle.plots import (
+    ema,
+    latency_figure,
+    line_plot,
+    phase_changes,
+    training_figure,
+)
 
 
 def history(steps: int = 300) -> list[dict]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
-from PIL import Image
-
 from conftest import ROOT, STYLES, assert_one_line_error, run_cli
+from PIL import Image
 
 ARGS = [str(ROOT / "examples" / "chelsea_cat.jpg"), str(STYLES / "great_wave.jpg")]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The v2 default model on a lent GPU, in one device call (MODEL.md, "On a lent GPU"): two phase-3 recipes trained
 # side by side on the one GPU from the committed v2 state, then the quality bench of v1 and both candidates against
-# the same Gatys runs, then the GPU benchmark rows. Needs `python -m multistyle.carry` first (carry: ["carry"]).
+# the same Gatys runs, then the GPU benchmark rows. Needs `python -m benchmarks.carry` first (carry: ["carry"]).
 #
 #   bash train/gpu_v2.sh                       # on the device: results in $OUT
 #   DEVICE=cpu MIN1=0.3 MIN2=0.2 QUICK=--smoke OUT=runs/gpu-dry bash train/gpu_v2.sh    # dry run here
@@ -54,8 +54,8 @@ for name in $RECIPES; do cp "runs/gpu/$name.train.safetensors" "$OUT/"; tail -3 
 run_bench() {  # seconds, bench arguments...
   local seconds=$1
   shift
-  echo "## python -m multistyle.bench $*" >> "$REPORT"
-  timeout "$seconds" python3 -m multistyle.bench "$@" --out-dir runs/gpu/bench >> "$REPORT" 2>&1 \
+  echo "## python -m benchmarks $*" >> "$REPORT"
+  timeout "$seconds" python3 -m benchmarks "$@" --out-dir runs/gpu/bench >> "$REPORT" 2>&1 \
     || echo "(exit $?)" >> "$REPORT"
 }
 # v1 as the base row; the shipped v2 and the new candidates against the same Gatys runs

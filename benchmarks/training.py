@@ -1,0 +1,210 @@
+"""Benchmarks of optimisation and training: Gatys wall time (vs pastiche), training throughput, add_style."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .kit import (
+    DATA,
+    ROOT,
+    content_path,
+    devices,
+    effort,
+    register,
+    style_path,
+    table,
+    timed,
+)
+
+# ---- gatys -----------------------------------------------------------------------------------------------------
+
+@register("gatys")
+def bench_gatys(args: argparse.Namespace) -> dict:
+    """Our Gatys (default settings, via the CLI) at 256 and 512 px vs the pastiche CLI, 200 steps at 256 px."""
+    results = []
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sizes = effort(args, [256, 512], [256], [64])
+    steps = effort(args, [], [], ["--steps", "4"])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for device in devices(args):
+        for size in sizes:
+            out = out_dir / f"gatys_{device}_{size}.png"
+            cmd = [sys.executable, "-m", "multistyle", "gatys", str(content_path()), str(style_path()), "-o",
+                   str(out), "--size", str(size), "--device", device, *steps]
+            start = time.perf_counter()
+            done = subprocess.run(cmd, check=True, capture_output=True, env=env)
+            seconds = time.perf_counter() - start
+            summary = done.stdout.decode().strip().splitlines()[-1]
+            results.append({"tool": "multistyle gatys (defaults)", "device": device, "size": size,
+                            "seconds": seconds, "output": str(out), "summary": summary})
+        if (not args.quick or args.pastiche) and not getattr(args, "smoke", False):
+            out = out_dir / f"pastiche_{device}_256.png"
+            cmd = [sys.executable, "-m", "pastiche", "--size", "256", "--num-steps", "200", "--device",
+                   "cuda" if device.startswith("cuda") else "cpu", str(content_path()), str(style_path()), str(out)]
+            seconds = timed(lambda: subprocess.run(cmd, check=True, capture_output=True))
+            results.append({"tool": "pastiche 0.1.5, 200 steps", "device": device, "size": 256, "seconds": seconds,
+                            "output": str(out)})
+    base = {r["device"]: r["seconds"] for r in results if r["tool"].startswith("pastiche")}
+    rows = [[r["tool"], r["device"], r["size"], r["seconds"],
+             (r["seconds"] / base[r["device"]]) if r["device"] in base else "-", r.get("summary", "")]
+            for r in results]
+    print(table("Gatys: wall time of one stylization, whole command (tubingen.jpg + starry_night.jpg)",
+                ["tool", "device", "size (px)", "seconds", "ratio vs pastiche 256", "our summary line"], rows))
+    return {"gatys": results}
+
+
+# ---- training ----------------------------------------------------------------------------------------------------
+
+@register("train")
+def bench_train(args: argparse.Namespace) -> dict:
+    """Training steps/s and images/s by size, width and precision (fp32; fp16/bf16 autocast on CUDA) on each
+    device, through the training loop's own step function."""
+    from multistyle.loss import LossConfig, PerceptualLoss
+    from multistyle.nets import StyleNet
+    from multistyle.train.loop import AMP_DTYPES, amp_scaler, training_step
+
+    sizes = effort(args, [128, 256, 512], [128, 256], [32])
+    results = []
+    for device in devices(args):
+        dev = torch.device(device)
+        loss = PerceptualLoss(LossConfig()).to(dev)
+        targets = loss.style_targets([torch.rand(1, 3, 256, 256, device=dev)], cache=False)
+        for width in (0.25, 1.0):
+            for size in sizes:
+                for amp in [None, *AMP_DTYPES] if dev.type == "cuda" else [None]:
+                    batch = 4 if dev.type == "cpu" else 16
+                    net = StyleNet(13, width).to(dev)
+                    opt = torch.optim.Adam(net.parameters(), 1e-3)
+                    scaler = amp_scaler(dev, amp)
+                    x = torch.rand(batch, 3, size, size, device=dev)
+                    labels = torch.zeros(batch, dtype=torch.long, device=dev)
+
+                    totals: list[float] = []
+
+                    def step() -> None:
+                        terms = training_step(net, loss, x, labels, targets, opt, scaler, AMP_DTYPES.get(amp or ""))
+                        totals.append(terms.total.detach())
+                        if dev.type == "cuda":
+                            torch.cuda.synchronize()
+
+                    before = [p.detach().clone() for p in net.parameters()]
+                    step()
+                    seconds = timed(step, effort(args, 2, 2, 1) if dev.type == "cpu" else 10)
+                    learns = any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+                    results.append({"device": device, "width": width, "size": size, "batch": batch,
+                                    "precision": amp or "fp32", "steps_per_s": 1 / seconds,
+                                    "images_per_s": batch / seconds,
+                                    "finite": all(bool(torch.isfinite(t)) for t in totals), "weights_moved": learns})
+    print(table("Training throughput (Adam step incl. VGG19 loss; losses finite and weights moved = AMP works)",
+                ["device", "width", "size", "batch", "precision", "steps/s", "images/s", "losses finite",
+                 "weights moved"],
+                [[r["device"], r["width"], r["size"], r["batch"], r["precision"], r["steps_per_s"],
+                  r["images_per_s"], r["finite"], r["weights_moved"]] for r in results]))
+    curves = short_training_curves(args)
+    return {"train": results, "train_curves": curves}
+
+
+def short_training_curves(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Loss curves of short real training runs (packaged photos, two styles, 64 px) per width, for the plot."""
+    from multistyle.images import list_images
+    from multistyle.modelfile import PACKAGED_CONTENT
+    from multistyle.train.loop import TrainConfig, train
+
+    curves = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for width in (0.25, 1.0):
+            totals: list[float] = []
+            config = TrainConfig(size=effort(args, 64, 64, 32), batch=4, steps=effort(args, 60, 20, 2), lr=3e-3,
+                                 width=width, workers=0, checkpoint_every=10_000, sample_every=10_000)
+            train(list_images([PACKAGED_CONTENT]), [style_path("starry_night"), style_path("great_wave")],
+                  Path(tmp) / f"w{width}.safetensors", config, torch.device(devices(args)[-1]),
+                  progress=lambda i, n, rec: totals.append(rec["total"]), log=lambda s: None)
+            curves[f"width {width}"] = totals
+    return curves
+
+
+# ---- add_style ------------------------------------------------------------------------------------------------------
+
+@register("add-style")
+def bench_add_style(args: argparse.Namespace) -> dict:
+    """add_style on the default model for a painting it already knows (the_scream unless told otherwise): wall
+    time, and the new row's style loss over the jointly trained row's, on the same photos with the same loss."""
+    rows = [_add_style_row(args, torch.device(device)) for device in devices(args)]
+    print(table(f"add_style ({args.style}) on the default model; style loss ratio on held-out photos",
+                ["device", "steps", "size", "seconds", "final content", "final style", "style loss / joint row"],
+                [[r["device"], r["steps"], r["size"], r["seconds"], r["content"], r["style"],
+                  r.get("style_ratio_vs_joint", "-")] for r in rows]))
+    return {"add_style": rows}
+
+
+def _add_style_row(args: argparse.Namespace, device: torch.device) -> dict:
+    from multistyle.images import list_images, load_image
+    from multistyle.loss import LossConfig, PerceptualLoss
+    from multistyle.modelfile import PACKAGED_CONTENT, default_model_path
+    from multistyle.stylizer import pad_to_multiple
+    from multistyle.train.add_style import AddStyleConfig, add_style
+
+    config = AddStyleConfig(steps=effort(args, 200, 40, 2), size=effort(args, 256, 128, 32))
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        model = add_style(style_path(args.style), default_model_path(), Path(tmp) / "m.safetensors",
+                          [PACKAGED_CONTENT], name=f"new_{args.style}", config=config, device=device)
+        seconds = time.perf_counter() - start
+    final = model.styles[-1].training["final"]
+    row = {"device": str(device), "steps": config.steps, "size": config.size, "seconds": seconds, **final}
+    names = model.style_names
+    if args.style in names:
+        loss = PerceptualLoss(LossConfig.from_dict(model.loss)).to(device)
+        style_size = int(model.styles[0].training.get("style_size", 256))
+        grams = loss.style_targets([load_image(style_path(args.style), max_size=style_size).to(device)]).blend()
+        totals = {"joint": 0.0, "added": 0.0}
+        net = model.net.to(device)
+        for photo_file in list_images([DATA / "content"])[: effort(args, None, None, 1)]:
+            photo = load_image(photo_file, max_size=config.size).to(device)
+            feats = loss.content_targets(photo)
+            with torch.no_grad():
+                for key, index in (("joint", names.index(args.style)), ("added", len(names) - 1)):
+                    out = net(pad_to_multiple(photo)[0], torch.tensor([index], device=device))
+                    totals[key] += float(loss(out[..., : photo.shape[-2], : photo.shape[-1]], feats, grams).style)
+        row["style_ratio_vs_joint"] = totals["added"] / totals["joint"]
+    return row
+
+
+@register("torchrun")
+def bench_torchrun(args: argparse.Namespace) -> dict:
+    """A short torchrun (DDP) training run through train/train.py: 1 process per GPU on CUDA (with --amp),
+    2 gloo processes on the CPU; wall time and whether every rank finished."""
+    from multistyle.modelfile import PACKAGED_CONTENT
+
+    rows = []
+    for device in devices(args):
+        cuda = device.startswith("cuda")
+        procs = torch.cuda.device_count() if cuda else 2
+        steps = effort(args, 50, 20, 2)
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={procs}", "--master_port=29531",
+                   str(ROOT / "train" / "train.py"), "--content-dir", str(PACKAGED_CONTENT), "--styles",
+                   str(style_path("starry_night")), str(style_path("great_wave")), "--out", str(Path(tmp) / "m.safetensors"),
+                   "--size", str(effort(args, 256, 128, 32)), "--batch", "4", "--steps", str(steps), "--width", "0.25",
+                   "--workers", "0", "--device", device, *(["--amp"] if cuda else ["--threads", "1"])]
+            start = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            seconds = time.perf_counter() - start
+        text = done.stdout.decode() + done.stderr.decode()
+        finished = text.count(f"done: {steps} steps")
+        rows.append({"device": device, "processes": procs, "steps": steps, "seconds": seconds,
+                     "ranks_finished": finished, "ok": done.returncode == 0 and finished == procs,
+                     "tail": text.strip().splitlines()[-1] if text.strip() else ""})
+    print(table("torchrun (DDP) training smoke run through train/train.py",
+                ["device", "processes", "steps", "seconds", "ranks finished", "ok"],
+                [[r["device"], r["processes"], r["steps"], r["seconds"], r["ranks_finished"], r["ok"]] for r in rows]))
+    return {"torchrun": rows}

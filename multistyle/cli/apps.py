@@ -1,0 +1,91 @@
+"""The app subcommands ``multistyle demo`` and ``multistyle webcam``; ``apps/demo.py`` and ``apps/webcam.py`` are
+thin shells over the same parsers; the apps themselves live in :mod:`multistyle.apps`. Heavy imports (Gradio,
+OpenCV, torch) happen only when a command runs, so ``multistyle --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import model_options, positive_int, style_option
+
+DEMO_DESCRIPTION = """Gradio demo page: upload a photo or take a webcam snapshot, pick and mix styles, try Gatys,
+add your own style. Runs on http://127.0.0.1:7860 by default; --share makes a public Gradio link."""
+
+
+def demo_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The demo's options (shared by ``multistyle demo`` and ``apps/demo.py``)."""
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for your network)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    model_options(p)
+    p.set_defaults(run=run_demo)
+    return p
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Build the Gradio page and serve it until interrupted."""
+    from ..apps.demo import build_app, launch
+
+    launch(build_app(args.model, args.device), args.host, args.port, args.share)
+    return 0
+
+
+WEBCAM_DESCRIPTION = """Real-time style transfer filter for a webcam, a video file or a stream.
+
+Keys: n/p next/previous style, 0-9 pick, m mix with the next style, [ ] move the blend, +/- strength,
+, . smaller/larger stroke scale, c colour preservation, f flicker reduction, space snapshot,
+r start/stop recording, q/Esc quit.
+Headless (servers, tests): --headless --output out.mp4 [--max-frames N]."""
+
+
+def webcam_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The webcam filter's options (shared by ``multistyle webcam`` and ``apps/webcam.py``)."""
+    p.add_argument("--source", default="0", help="camera index (0, 1 ...), video file or stream URL (default 0)")
+    style_option(p)
+    p.add_argument("--size", type=positive_int, default=480,
+                   help="processing resolution, long side in pixels (default 480); display is upscaled")
+    p.add_argument("--display-size", type=positive_int, default=960, help="window long side (default 960)")
+    p.add_argument("--no-flicker-reduction", action="store_true", help="start with flicker reduction off")
+    p.add_argument("--headless", action="store_true", help="no window; needs --output")
+    p.add_argument("-o", "--output", help="write the stylized video here (.mp4)")
+    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="starting stroke scale 0.1..4: the network runs at scale x --size (0.5: bolder strokes, "
+                        "~4x cheaper); keys , and . change it (default 1)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network for the fixed frame size (CUDA graphs on CUDA); the first frame "
+                        "takes a while")
+    p.add_argument("--save-dir", default=".", help="where snapshots and recordings go (default: current folder)")
+    p.add_argument("--virtual-camera", action="store_true",
+                   help="also send the stylized frames to the system's virtual camera (OBS Virtual Camera on "
+                        "Windows/macOS, v4l2loopback on Linux) so Zoom, Meet or OBS can pick the filter; needs "
+                        "pip install \"multistyle[virtualcam]\"")
+    model_options(p)
+    p.set_defaults(run=run_webcam)
+    return p
+
+
+def run_webcam(args: argparse.Namespace) -> int:
+    """The live filter (or, headless, a video file through the same threaded pipeline)."""
+    from ..apps.webcam import WebcamOptions
+    from ..apps.webcam import run_webcam as run
+    from ..styles import parse_style_arg
+
+    options = WebcamOptions(source=args.source, style=parse_style_arg(args.style), size=args.size,
+                            display_size=args.display_size, flicker=not args.no_flicker_reduction,
+                            headless=args.headless, output=args.output, max_frames=args.max_frames, scale=args.scale,
+                            compile=args.compile, save_dir=args.save_dir, model=args.model, device=args.device,
+                            virtual_camera=args.virtual_camera)
+    stats = run(options)
+    print(f"{stats.frames_out} frames in {stats.seconds:.1f}s ({stats.fps:.1f} fps, {stats.dropped} dropped)"
+          + (f" -> {args.output}" if args.output else ""))
+    return 0
+
+
+def add_app_commands(sub) -> None:
+    """Register ``demo`` (and ``webcam``) on the ``multistyle`` command line."""
+    demo_options(sub.add_parser("demo", help="the Gradio demo page in your browser", description=DEMO_DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter))
+    webcam_options(sub.add_parser("webcam", help="real-time filter for a webcam, video file or stream",
+                                  description=WEBCAM_DESCRIPTION,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter))

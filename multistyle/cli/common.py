@@ -1,0 +1,95 @@
+"""Shared command-line helpers: argparse with one-line errors, guarded runs, progress bars, typed options.
+
+Every command module (``cli``, ``commands``, ``sweep``, ``apps/``, ``train/``) imports from here; this module
+imports nothing of the package at module level but the error types, so it can never be part of an import cycle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from ..errors import MultistyleError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (exit code 2) instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def fail(message: str, code: int = 2) -> int:
+    """Print a one-line error to stderr and return the exit code."""
+    sys.stderr.write(f"error: {message}\n")
+    return code
+
+
+def run_guarded(job: Callable[[], int]) -> int:
+    """Run ``job``; expected failures become a one-line error and exit code 2, Ctrl-C exit code 130."""
+    try:
+        return job()
+    except (MultistyleError, ValueError) as exc:
+        return fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+    except FileNotFoundError as exc:
+        return fail(f"{exc.filename}: no such file or folder")
+    except PermissionError as exc:
+        return fail(f"{exc.filename}: permission denied; choose another location")
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except (OSError, RuntimeError) as exc:  # disk full, out of memory, ...: still one line, no traceback
+        message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        return fail(f"{exc.__class__.__name__}: {message}", code=1)
+
+
+def tqdm_progress(total: int, desc: str):
+    """A tqdm bar and a progress callback ``(step, total, losses)`` that advances it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="it", dynamic_ncols=True, disable=None)
+    shown = {"n": 0}
+
+    def progress(step: int, _total: int, record: dict) -> None:
+        bar.update(step - shown["n"] if shown["n"] else step - bar.n)
+        shown["n"] = step
+        bar.set_postfix({k: f"{record[k]:.3g}" for k in ("content", "style", "tv") if k in record}, refresh=False)
+
+    return bar, progress
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 1")
+    return value
+
+
+def nonneg_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
+    return value
+
+
+def model_options(p: argparse.ArgumentParser) -> None:
+    """``--model`` and ``--device``, the same on every command that runs a model."""
+    p.add_argument("--model", help="model file, or v1 / v2 for a packaged model (default: your extended model if "
+                                   "add_style made one, else the packaged v2; env MULTISTYLE_MODEL overrides)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda ...")
+
+
+def style_option(p: argparse.ArgumentParser, default: str = "0") -> None:
+    """``-s/--style``: a name, an index or a mix, the same on every command that picks a style."""
+    p.add_argument("-s", "--style", default=default,
+                   help="style name or index, or a mix like starry_night=0.7,great_wave=0.3 (default: style 0)")

@@ -1,0 +1,212 @@
+"""Image subcommands: stylize, styles, sheet, export-onnx (all take --model and --device)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..errors import ImageError
+from .common import (
+    fail,
+    model_options,
+    nonneg_float,
+    positive_int,
+    style_option,
+    tqdm_progress,
+)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def add_image_commands(sub) -> None:
+    """Register stylize, styles, sheet and export-onnx."""
+    p = sub.add_parser("stylize", help="stylize photos with the fast network",
+                       description="Stylize image files, folders of images, or stdin ('-') with a trained model.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, or - for stdin")
+    style_option(p)
+    p.add_argument("-o", "--output", required=True,
+                   help="output file (one input), a folder (several inputs), or - for PNG on stdout")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = the photo, 1 = fully stylized (default 1)")
+    p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
+    p.add_argument("--max-size", type=positive_int, help="downscale so the long side is at most this")
+    add_scale_option(p)
+    p.add_argument("--refine", type=int, default=0, metavar="N",
+                   help="then N Gatys iterations from the network's output with the model's own loss and stored "
+                        "paintings: closer to best quality, slower (e.g. 20; default 0 = off)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per output")
+    model_options(p)
+    p.set_defaults(run=run_stylize)
+
+    p = sub.add_parser("styles", help="list the styles of a model")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    model_options(p)
+    p.set_defaults(run=run_styles)
+
+    p = sub.add_parser("sheet", help="one photo in every style, labelled, on one contact sheet")
+    p.add_argument("photo")
+    p.add_argument("-o", "--output", required=True, help="sheet image to write")
+    p.add_argument("--tile", type=positive_int, default=256, help="long side of each tile (default 256)")
+    p.add_argument("--columns", type=positive_int, default=5, help="tiles per row (default 5)")
+    model_options(p)
+    p.set_defaults(run=run_sheet)
+
+    p = sub.add_parser("export-onnx", help="export the model to ONNX (dynamic size, style weights as input)")
+    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=positive_int, default=17)
+    model_options(p)
+    p.set_defaults(run=run_export_onnx)
+
+
+
+def add_scale_option(p) -> None:
+    """``--scale``: stroke scale, the same on stylize and video."""
+    p.add_argument("--scale", type=nonneg_float, default=1.0,
+                   help="stroke scale 0.1..4: the network runs at scale x the image size and the result is brought "
+                        "back to full size (0.5: bolder strokes, ~4x cheaper; 2: finer strokes; default 1)")
+
+
+def _expand_inputs(inputs: list[str]) -> list[str]:
+    files: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if item == "-":
+            files.append(item)
+        elif path.is_dir():
+            found = sorted(str(f) for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ImageError(f"{path}: folder holds no images")
+            files += found
+        else:
+            files.append(item)  # missing files are reported when read
+    return files
+
+
+def _read_input(item: str):
+    from PIL import Image, UnidentifiedImageError
+
+    from ..images import open_rgb, pil_to_rgb
+
+    if item != "-":
+        return open_rgb(item)
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise ImageError("stdin is empty; pipe an image into `multistyle stylize -`")
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+        return pil_to_rgb(img)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageError(f"stdin is not an image this tool can read ({exc.__class__.__name__})") from None
+
+
+def run_stylize(args: argparse.Namespace) -> int:
+    from ..images import SAVE_FORMATS, limit_size, pil_to_tensor, save_image
+    from ..refine import check_refine, style_paintings
+    from ..styles import parse_style_arg, style_weights
+    from ..stylizer import check_scale, check_strength, get_stylizer
+
+    strength = check_strength(args.strength)
+    scale = check_scale(args.scale)
+    refine = check_refine(args.refine)
+    items = _expand_inputs(args.inputs)
+    out = Path(args.output)
+    single_file = len(items) == 1 and args.output != "-" and out.suffix.lower() in SAVE_FORMATS
+    if args.output == "-" and len(items) != 1:
+        return fail("-o - (stdout) takes exactly one input")
+    if not single_file and args.output != "-" and out.suffix.lower() in SAVE_FORMATS:
+        return fail(f"{len(items)} inputs need an output folder, not the file name {out}")
+    if len(items) == 1 and args.output != "-" and not single_file and out.suffix:
+        return fail(f"{out}: unknown image extension; use one of {', '.join(sorted(SAVE_FORMATS))}")
+    stylizer = get_stylizer(args.model, args.device)
+    spec = parse_style_arg(args.style)
+    weights = style_weights(spec, stylizer.names)
+    if refine:  # fail before any work when the model file cannot refine
+        style_paintings(stylizer.model, [i for i, w in enumerate(weights[0].tolist()) if w > 0])
+    label = args.style if isinstance(spec, str) else "mix"
+    for item in items:
+        start = time.perf_counter()
+        image = limit_size(pil_to_tensor(_read_input(item)), args.max_size)
+        bar, progress = tqdm_progress(refine, "refine") if refine else (None, None)
+        try:
+            result = stylizer(image, weights, strength, args.preserve_color, scale, refine=refine, progress=progress)
+        finally:
+            if bar is not None:
+                bar.close()
+        if args.output == "-":
+            from PIL import Image
+
+            from ..images import tensor_to_uint8
+
+            buffer = io.BytesIO()
+            Image.fromarray(tensor_to_uint8(result)).save(buffer, format="PNG")
+            sys.stdout.buffer.write(buffer.getvalue())
+            sys.stdout.buffer.flush()
+            target = "-"
+        else:
+            if single_file:
+                target_path = out
+            else:
+                stem = "stdin" if item == "-" else Path(item).stem
+                suffix = Path(item).suffix.lower() if Path(item).suffix.lower() in SAVE_FORMATS else ".png"
+                target_path = out / f"{stem}_{_safe(label)}{suffix}"
+            save_image(result, target_path)
+            target = str(target_path)
+        seconds = time.perf_counter() - start
+        h, w = result.shape[-2:]
+        if args.json:
+            print(json.dumps({"input": item, "output": target, "style": spec, "width": w, "height": h,
+                              "seconds": round(seconds, 4), "device": str(stylizer.device)}))
+        elif args.output != "-":
+            print(f"{item} -> {target} ({w}x{h}, {seconds * 1000:.0f} ms, {stylizer.device})")
+    return 0
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in text)[:60]
+
+
+def run_styles(args: argparse.Namespace) -> int:
+    from ..modelfile import get_model, resolve_model_path
+
+    model = get_model(args.model)
+    rows = [{"index": i, "name": s.name, "source": s.source, "steps": s.training.get("steps"),
+             "added_by": s.training.get("added_by", "train")} for i, s in enumerate(model.styles)]
+    if args.json:
+        print(json.dumps({"model": str(resolve_model_path(args.model)), "styles": rows}, indent=2))
+        return 0
+    print(f"model: {resolve_model_path(args.model)} (width {model.net.width})")
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['index']:>3}  {r['name']:<{width}}  {r['source']}")
+    return 0
+
+
+def run_sheet(args: argparse.Namespace) -> int:
+    from ..images import load_image, save_image
+    from ..sheet import contact_sheet
+    from ..styles import style_weights
+    from ..stylizer import get_stylizer
+
+    stylizer = get_stylizer(args.model, args.device)
+    photo = load_image(args.photo, max_size=args.tile)
+    tiles = [("photo", photo)]
+    for i, name in enumerate(stylizer.names):
+        tiles.append((name, stylizer(photo, style_weights(i, stylizer.names))))
+    save_image(contact_sheet(tiles, args.columns), args.output)
+    print(f"{len(tiles) - 1} styles -> {args.output}")
+    return 0
+
+
+def run_export_onnx(args: argparse.Namespace) -> int:
+    from ..export import export_onnx
+    from ..modelfile import get_model
+
+    model = get_model(args.model)
+    export_onnx(model, args.output, args.opset)
+    print(f"{len(model.styles)} styles -> {args.output} (inputs: image [B,3,H,W] in 0..1 with H, W multiples of 4; "
+          f"style_weights [B,{len(model.styles)}])")
+    return 0

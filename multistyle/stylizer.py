@@ -1,0 +1,191 @@
+"""The fast network at work: :class:`Stylizer` (a model on a device: pad, stroke scale, finish) and the public
+``multistyle.stylize(image, style=..., strength=..., preserve_color=..., scale=..., refine=...)``."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .color import keep_luminance
+from .errors import ImageError, StyleError
+from .images import ImageLike, limit_size, tensor_to_uint8, to_tensor
+from .modelfile import ModelFile, get_model, resolve_model_path
+from .paths import pick_device
+from .progress import ProgressFn
+from .styles import StyleSpec, style_weights
+
+MIN_SIDE = 8  # the network's reflection pads need at least this many pixels per side
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad [B, 3, H, W] on the right/bottom to multiples of ``multiple`` (and at least 8 px); returns
+    (padded, (H, W)). Reflection where the image is big enough, edge replication otherwise."""
+    h, w = image.shape[-2:]
+    th, tw = max(MIN_SIDE, -(-h // multiple) * multiple), max(MIN_SIDE, -(-w // multiple) * multiple)
+    ph, pw = th - h, tw - w
+    if ph or pw:
+        mode = "reflect" if h > ph and w > pw else "replicate"
+        image = F.pad(image, (0, pw, 0, ph), mode=mode)
+    return image, (h, w)
+
+
+SCALE_RANGE = (0.1, 4.0)
+UPSAMPLE_MODES = ("bilinear", "guided")
+DEFAULT_UPSAMPLE = "bilinear"  # see MODEL.md, "Stroke scale, refine"
+GUIDED_RADIUS, GUIDED_EPS = 4, 1e-2  # guided filter window (at the network's resolution) and regulariser
+
+
+def check_scale(scale: float) -> float:
+    """Stroke scale: the network runs at ``scale`` × the image's size; must be a number in 0.1..4."""
+    lo, hi = SCALE_RANGE
+    if isinstance(scale, bool) or not (isinstance(scale, (int, float)) and math.isfinite(scale) and lo <= scale <= hi):
+        raise StyleError(f"scale must be a number between {lo:g} and {hi:g} (network size / image size), "
+                         f"not {scale!r}")
+    return float(scale)
+
+
+def resample_to(out: torch.Tensor, size: tuple[int, int], guide: torch.Tensor | None = None,
+                mode: str = DEFAULT_UPSAMPLE) -> torch.Tensor:
+    """Bring a stylized image [B, 3, h, w] back to ``size`` (H, W). Shrinking is antialiased bilinear. Growing is
+    bilinear, or with ``mode="guided"`` a fast guided filter (kornia ``guided_blur``) with ``guide`` (the photo at
+    full size) as guide: edges follow the photo instead of the blurred small result."""
+    if mode not in UPSAMPLE_MODES:
+        raise StyleError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, not {mode!r}")
+    if tuple(out.shape[-2:]) == tuple(size):
+        return out
+    shrink = out.shape[-2] > size[0]
+    up = F.interpolate(out, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    if shrink or mode == "bilinear" or guide is None:
+        return up
+    from kornia.filters import guided_blur
+
+    sub = max(1, round(size[0] / out.shape[-2]))
+    kernel = 2 * GUIDED_RADIUS * sub + 1
+    dtype = up.dtype
+    return guided_blur(guide.float(), up.float(), kernel, GUIDED_EPS, subsample=sub).to(dtype).clamp(0, 1)
+
+
+class Stylizer:
+    """A model on a device, ready to stylize tensors (fp16 + channels_last on CUDA)."""
+
+    def __init__(self, model: ModelFile, device: str | torch.device = "auto", half: bool | None = None) -> None:
+        self.model = model
+        self.device = pick_device(device)
+        self.half = self.device.type == "cuda" if half is None else half
+        self.dtype = torch.float16 if self.half else torch.float32
+        net = copy.deepcopy(model.net).to(self.device).eval()  # the cached model stays as it is
+        net = net.to(memory_format=torch.channels_last)  # faster on CPU (oneDNN) and on CUDA
+        self.net = net.to(self.dtype) if self.half else net
+
+    @property
+    def names(self) -> list[str]:
+        return self.model.style_names
+
+    @torch.inference_mode()
+    def raw(self, x: torch.Tensor, weights: torch.Tensor, scale: float = 1.0,
+            upsample: str = DEFAULT_UPSAMPLE, net: torch.nn.Module | None = None) -> torch.Tensor:
+        """The network's output for ``x`` [B, 3, H, W] on this device, float32, same size as ``x``; with
+        ``scale`` ≠ 1 the network sees ``x`` resized by ``scale`` (bolder strokes below 1, finer above).
+        ``net``: another module with the same weights (e.g. a compiled one) to run instead."""
+        x = x.to(self.device)
+        h, w = x.shape[-2:]
+        small = x
+        if scale != 1.0:
+            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            small = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
+        padded, (sh, sw) = pad_to_multiple(small.to(self.dtype), getattr(self.net, "multiple", 4))
+        padded = padded.contiguous(memory_format=torch.channels_last)
+        out = (net or self.net)(padded, weights.to(self.device))[..., :sh, :sw].float()
+        return resample_to(out, (h, w), x, upsample) if scale != 1.0 else out
+
+    @staticmethod
+    def finish(out: torch.Tensor, x: torch.Tensor, strength: float = 1.0, preserve_color: bool = False
+               ) -> torch.Tensor:
+        """Colour preservation and strength (blend with the photo ``x``) on a stylized float image, clamped."""
+        x = x.to(out.device, torch.float32)
+        if preserve_color:
+            out = keep_luminance(out, x)
+        if strength != 1.0:
+            out = torch.lerp(x, out, strength)
+        return out.clamp(0, 1)
+
+    def __call__(self, image: torch.Tensor, weights: torch.Tensor, strength: float = 1.0,
+                 preserve_color: bool = False, scale: float = 1.0, upsample: str = DEFAULT_UPSAMPLE,
+                 refine: int = 0, progress: ProgressFn | None = None) -> torch.Tensor:
+        """[B, 3, H, W] float in [0, 1] (any H, W ≥ 1) → stylized, same shape, float32 on the CPU. ``refine`` N > 0:
+        then N Gatys iterations from the network's output with the model's own loss and stored paintings
+        (:mod:`multistyle.refine`; ``progress(i, N, losses)`` follows them)."""
+        with torch.inference_mode():
+            x = image.to(self.device, self.dtype)
+            out = self.raw(x, weights, scale, upsample)
+        if refine:
+            from .refine import refine_batch
+
+            out = refine_batch(self.model, x.float(), out.clone(), weights[0], refine, scale, self.device, progress)
+        with torch.inference_mode():
+            return self.finish(out, x, strength, preserve_color).cpu()
+
+
+@lru_cache(maxsize=8)
+def _stylizer(path: str, mtime: float, device: str) -> Stylizer:
+    return Stylizer(get_model(path), device)
+
+
+def get_stylizer(model: str | os.PathLike | None = None, device: str | torch.device = "auto") -> Stylizer:
+    """A cached :class:`Stylizer` for a model file (default model when None) on a device."""
+    path = resolve_model_path(model)
+    mtime = path.stat().st_mtime if path.exists() else 0.0
+    return _stylizer(str(path), mtime, str(pick_device(device)))
+
+
+def check_strength(strength: float) -> float:
+    """Strength must be a number in [0, 1]; returns it as a float."""
+    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
+        raise StyleError(f"strength must be between 0 and 1, not {strength!r}")
+    return float(strength)
+
+
+def _as_output(result: torch.Tensor, like: object):
+    if isinstance(like, torch.Tensor):
+        return result if like.dim() == 4 else result[0]
+    if isinstance(like, np.ndarray):
+        return tensor_to_uint8(result)
+    return Image.fromarray(tensor_to_uint8(result), "RGB")
+
+
+def stylize(image: ImageLike | Sequence[ImageLike], style: StyleSpec = 0, strength: float = 1.0,
+            preserve_color: bool = False, max_size: int | None = None, device: str | torch.device = "auto",
+            model: str | os.PathLike | None = None, scale: float = 1.0, refine: int = 0,
+            upsample: str = DEFAULT_UPSAMPLE):
+    """Stylize one image or a list of images with a shipped (or given) multi-style model.
+
+    ``image``: a path, PIL image, HxWx3 uint8 array, or float tensor [3|B, 3, H, W] in [0, 1]. ``style``: a
+    name, an index, or a ``{name: weight}`` mix. ``strength`` 0..1 blends with the input (0 returns it).
+    ``scale`` (0.1..4): stroke scale, the network runs at ``scale`` × the image size (0.5: bolder strokes, about
+    4× cheaper; 2: finer); the result has the image's size. ``refine`` N > 0: then N Gatys iterations from the
+    network's output with the model's loss and the style's stored painting (slower, closer to the teacher).
+    Returns the same kind as given (a path gives a PIL image); a list gives a list.
+    """
+    if isinstance(image, (list, tuple)):
+        return [stylize(i, style, strength, preserve_color, max_size, device, model, scale, refine, upsample)
+                for i in image]
+    strength = check_strength(strength)
+    scale = check_scale(scale)
+    if max_size is not None and not (isinstance(max_size, int) and max_size >= 8):
+        raise ImageError(f"max_size must be a whole number >= 8, not {max_size!r}")
+    from .refine import check_refine
+
+    refine = check_refine(refine)
+    stylizer = get_stylizer(model, device)
+    weights = style_weights(style, stylizer.names)
+    x = limit_size(to_tensor(image), max_size)
+    out = stylizer(x, weights.expand(x.shape[0], -1), strength, preserve_color, scale, upsample, refine)
+    return _as_output(out, image)

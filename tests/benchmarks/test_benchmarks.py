@@ -1,0 +1,28 @@
+"""The benchmark runner: every bench runs (at --smoke size) on every device present, twice in one process,
+without converting the process-wide cached model (a bench once made it fp16/CUDA in place)."""
+
+from __future__ import annotations
+
+import torch
+
+from benchmarks import runner as bench
+from benchmarks.kit import BENCHES
+from multistyle.modelfile import get_model
+from multistyle.stylizer import get_stylizer
+
+
+def test_bench_all_twice_in_one_process_leaves_the_cached_model_alone(tmp_path, capsys):
+    model = get_model(None)
+    before = {k: v.clone() for k, v in model.net.state_dict().items()}
+    stylizer = get_stylizer(None, "cpu")
+    for run in range(2):
+        assert bench.main(["all", "--smoke", "--out-dir", str(tmp_path / str(run))]) == 0
+    out = capsys.readouterr().out
+    assert get_model(None) is model and get_stylizer(None, "cpu") is stylizer
+    after = model.net.state_dict()
+    assert all(torch.equal(before[k], after[k]) and after[k].dtype == before[k].dtype for k in before)
+    assert all(v.device.type == "cpu" for v in after.values())
+    assert not model.net.training
+    # every bench printed its table(s), or said why it skipped (the peer needs the "bench" extra), both times
+    assert out.count("### ") + out.count(": skipped (") >= 2 * len(BENCHES)
+    assert (tmp_path / "1" / "bench.json").is_file() and (tmp_path / "1" / "latency.png").is_file()

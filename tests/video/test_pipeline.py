@@ -1,0 +1,32 @@
+"""The threaded pipeline: explicit stages in order, steady frame rate, errors surfaced, files fully processed."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import DATA
+
+from multistyle.errors import MultistyleError
+from multistyle.video.pipeline import RunStats, run_pipeline
+
+CLIP = DATA / "video" / "bunny.mp4"
+
+
+def test_stages_run_in_order_on_every_frame_of_a_file():
+    seen = []
+    stats = run_pipeline(str(CLIP), [lambda f: f.shape, lambda shape: (shape, len(shape))],
+                         lambda shape, n: seen.append((shape, n)) or True, max_frames=7, log=lambda _m: None)
+    assert stats.frames_in == stats.frames_out == 7 and len(seen) == 7
+    assert all(n == 3 and shape[2] == 3 for shape, n in seen)
+
+
+def test_a_failing_stage_stops_the_pipeline_and_raises():
+    def broken(_frame):
+        raise MultistyleError("stage broke")
+
+    with pytest.raises(MultistyleError, match="stage broke"):
+        run_pipeline(str(CLIP), [broken], lambda *_: True, max_frames=50, log=lambda _m: None)
+
+
+def test_the_rate_counts_from_the_first_frame_out():
+    assert RunStats(frames_out=11, seconds=9.0, first_out=4.0, last_out=6.0).fps == pytest.approx(5.0)
+    assert RunStats(frames_out=1, seconds=2.0, first_out=2.0, last_out=2.0).fps == pytest.approx(0.5)
