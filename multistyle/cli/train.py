@@ -136,7 +136,9 @@ def distill_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     d = DistillConfig()
     p.add_argument("--content-dir", required=True, nargs="+", help="folder(s) of training photos")
     p.add_argument("--out", required=True, help="v2 model file to write (its .train.safetensors state sits beside it)")
-    p.add_argument("--teacher", default=str(PACKAGED_V1), help="v1 model file to distil (default: the packaged v1)")
+    p.add_argument("--teacher", default=str(PACKAGED_V1),
+                   help="model file to distil: a v1 (default: the packaged v1), or a v2 (v2 = the packaged one) to "
+                        "fine-tune a copy of it")
     p.add_argument("--eval-dir", default=None,
                    help="folder with the held-out photos (kodak_houses, kodak_parrots, coffee) for the evaluation "
                         "L1 logged at each checkpoint, e.g. ../shared/data/content (default: none)")
@@ -155,6 +157,9 @@ def distill_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--distill-weight", type=nonneg_float, default=d.distill_weight,
                    help="weight of the distillation loss (0 with --perceptual-weight: train on the perceptual "
                         "loss alone, the student no longer tied to its teacher)")
+    p.add_argument("--temporal-weight", type=nonneg_float, default=d.temporal_weight,
+                   help="weight of the warp-consistency term |S(W(x)+n) - W(S(x))| (temporal stability from still "
+                        "photos; use a v2 --teacher to fine-tune the shipped model, e.g. --teacher v2)")
     p.add_argument("--width", type=float, default=d.width, help="v2 channel width multiplier")
     p.add_argument("--blocks", type=int, default=d.blocks, help="v2 residual blocks at 1/4 resolution")
     p.add_argument("--block", default=d.block, choices=BLOCK_KINDS, help="residual block kind")
@@ -191,12 +196,14 @@ def run_distill(args: argparse.Namespace) -> int:
     config = DistillConfig(size=args.size, photo_size=args.photo_size, batch=args.batch, steps=args.steps,
                            lr=args.lr, grad_weight=args.grad_weight, mix_fraction=args.mix_fraction,
                            perceptual_weight=args.perceptual_weight, distill_weight=args.distill_weight,
-                           width=args.width, blocks=args.blocks, block=args.block,
+                           temporal_weight=args.temporal_weight, width=args.width, blocks=args.blocks, block=args.block,
                            cond_encoder=not args.plain_encoder, padding=args.padding, seed=args.seed,
                            checkpoint_seconds=max(1.0, args.checkpoint_minutes * 60), workers=args.workers)
     check_output(args.out, args.overwrite, args.resume)
+    from ..modelfile import resolve_model_path
+
     bar, bar_progress = tqdm_progress(config.steps, "distill")
-    model = distill(args.teacher, list_images(args.content_dir), args.out, config, resume=args.resume,
+    model = distill(resolve_model_path(args.teacher), list_images(args.content_dir), args.out, config, resume=args.resume,
                     eval_dir=args.eval_dir, cpu_budget=args.cpu_budget,
                     wall_budget=None if args.minutes is None else args.minutes * 60,
                     progress=log_progress(bar, bar_progress, 100), log=bar.write, device=pick_device(args.device))

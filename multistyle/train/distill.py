@@ -13,12 +13,17 @@ settings and stored paintings of the teacher file, as in :mod:`multistyle.train.
 beyond its teacher; it costs a VGG pass per step. With ``distill_weight`` 0 the perceptual loss is the only loss
 (the shipped v2's last phase, on a GPU: the teacher network is then not run at all).
 
+With a v2 teacher (the shipped model) the student is a copy of it: a fine-tune towards its own output, e.g. with
+``temporal_weight`` > 0, the warp-consistency term of :mod:`multistyle.train.temporal` (temporal stability
+learned from still images; no VGG pass, so it fits a CPU).
+
 Everything random comes from generators seeded by (seed, step), like :mod:`multistyle.train.loop`, so a run
 resumed from its state file continues exactly as if it had never stopped.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -37,6 +42,7 @@ from ..nets import FastStyleNet, StyleNet
 from ..progress import ProgressFn
 from .data import ContentImages, StepBatches, augment, step_generator
 from .state import load_optimizer_tensors, save_state, state_path
+from .temporal import temporal_loss
 
 EVAL_PHOTOS = ("kodak_houses.jpg", "kodak_parrots.jpg", "coffee.jpg")  # held out: not in the training photos
 PERCEPTUAL_SCALE = 1e5  # about v1's final training loss (MODEL.md), so the perceptual term is O(1) per unit weight
@@ -55,6 +61,7 @@ class DistillConfig:
     mix_fraction: float = 0.25  # share of examples whose target is a random two-style mix
     perceptual_weight: float = 0.0  # phase 2: weight of the model's own perceptual loss / PERCEPTUAL_SCALE (VGG)
     distill_weight: float = 1.0  # weight of the distillation loss (0 with perceptual_weight > 0: pure perceptual)
+    temporal_weight: float = 0.0  # weight of the warp-consistency term |S(W(x)+n) - W(S(x))| (train/temporal.py)
     width: float = 0.25
     blocks: int = 3
     block: str = "conv"
@@ -78,9 +85,10 @@ class DistillConfig:
         if not (math.isfinite(self.lr) and 0 < self.lr < 1):
             raise ValueError(f"lr must be in (0, 1), not {self.lr}")
         if not (0 <= self.mix_fraction <= 1 and 0 <= self.grad_weight < 1e6 and self.checkpoint_seconds > 0
-                and 0 <= self.perceptual_weight < 1e6 and 0 <= self.distill_weight < 1e6):
-            raise ValueError("mix-fraction must be in [0, 1], grad-weight, perceptual-weight and distill-weight "
-                             ">= 0, checkpoint-seconds > 0")
+                and 0 <= self.perceptual_weight < 1e6 and 0 <= self.distill_weight < 1e6
+                and 0 <= self.temporal_weight < 1e6):
+            raise ValueError("mix-fraction must be in [0, 1], grad-weight, perceptual-weight, distill-weight and "
+                             "temporal-weight >= 0, checkpoint-seconds > 0")
         if self.distill_weight == 0 and self.perceptual_weight == 0:
             raise ValueError("distill-weight and perceptual-weight are both 0: nothing to train on")
 
@@ -88,8 +96,11 @@ class DistillConfig:
         return asdict(self)
 
 
-def make_student(teacher: StyleNet, config: DistillConfig, seed: int = 0) -> FastStyleNet:
-    """A v2 net for the teacher's styles, seeded, initialised from the teacher (:func:`init_from_teacher`)."""
+def make_student(teacher: StyleNet | FastStyleNet, config: DistillConfig, seed: int = 0) -> FastStyleNet:
+    """A v2 net for the teacher's styles, seeded, initialised from the teacher (:func:`init_from_teacher`); a v2
+    teacher is copied whole (a fine-tune of the shipped v2 towards its own output, e.g. with the temporal term)."""
+    if isinstance(teacher, FastStyleNet):
+        return copy.deepcopy(teacher).train().requires_grad_(True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         student = FastStyleNet(teacher.num_styles, config.width, config.blocks, config.block, config.cond_encoder,
@@ -201,9 +212,11 @@ def teacher_eval_outputs(teacher: StyleNet, photos: Sequence[torch.Tensor]
 
 
 def step_loss(student: torch.nn.Module, teacher: torch.nn.Module, batch: torch.Tensor, weights: torch.Tensor,
-              config: DistillConfig, perceptual=None) -> dict[str, torch.Tensor]:
+              config: DistillConfig, perceptual=None, generator: torch.Generator | None = None
+              ) -> dict[str, torch.Tensor]:
     """The loss terms of one step: ``distill_weight`` × the distillation loss to the teacher's output, plus
-    ``perceptual_weight`` × the perceptual loss / PERCEPTUAL_SCALE when ``perceptual`` = (loss, style targets)."""
+    ``perceptual_weight`` × the perceptual loss / PERCEPTUAL_SCALE when ``perceptual`` = (loss, style targets), plus
+    ``temporal_weight`` × the warp-consistency term (its random warp drawn from ``generator``)."""
     output = student(batch, weights)
     if config.distill_weight > 0:
         with torch.no_grad():
@@ -217,6 +230,9 @@ def step_loss(student: torch.nn.Module, teacher: torch.nn.Module, batch: torch.T
         p_terms = loss_fn(output, loss_fn.content_targets(batch), style_targets.mix(weights))
         terms["perceptual"] = p_terms.total / PERCEPTUAL_SCALE
         terms["total"] = terms["total"] + config.perceptual_weight * terms["perceptual"]
+    if config.temporal_weight > 0:
+        terms["temporal"] = temporal_loss(student, batch, output, weights, generator or torch.Generator())
+        terms["total"] = terms["total"] + config.temporal_weight * terms["temporal"]
     return terms
 
 
@@ -252,9 +268,9 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
         torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick the fastest kernels once
     teacher_model, _ = load_model(teacher_path, device)
     teacher = teacher_model.net
-    if not isinstance(teacher, StyleNet):
-        raise MultistyleError(f"{teacher_path} is a {teacher.architecture} model; the teacher must be a v1 "
-                              f"(cin-transformer-v1) model")
+    if not isinstance(teacher, (StyleNet, FastStyleNet)):
+        raise MultistyleError(f"{teacher_path} is a {teacher.architecture} model; the teacher must be a v1 or v2 "
+                              f"model")
     teacher.eval().requires_grad_(False)
     student = make_student(teacher, config, config.seed).to(device)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
@@ -289,7 +305,8 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
         batch = augment(indices.to(device), config.size, seed, crop_area)
         weights = target_weights(teacher.num_styles, batch.shape[0], config.mix_fraction,
                                  step_generator(config.seed, step, 0, 2)).to(device)
-        terms = step_loss(student, teacher, batch, weights, config, perceptual)
+        terms = step_loss(student, teacher, batch, weights, config, perceptual,
+                          step_generator(config.seed, step, 0, 3))
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
