@@ -34,6 +34,7 @@ BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 CLIP = DATA / "video" / "bunny.mp4"
 STAMP_BITS = 8  # frame numbers 0..255, as blocks of width/16 along the top edge
+LOW_CAP = 8.0  # the browser's send rate also measured for three visitors (each send costs the browser CPU)
 
 
 def camera_args(y4m: str | os.PathLike) -> list[str]:
@@ -170,10 +171,12 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def serve(port: int, size: int, seconds: int, visitors: int, device: str) -> subprocess.Popen:
+def serve(port: int, size: int, seconds: int, visitors: int, device: str, threads: int | None = None,
+          fps_cap: float | None = None) -> subprocess.Popen:
     """``multistyle demo`` on 127.0.0.1:port, waiting until the page answers."""
     cmd = [sys.executable, "-m", "multistyle", "demo", "--port", str(port), "--live-size", str(size),
            "--live-seconds", str(seconds), "--live-visitors", str(max(visitors, 1)), "--device", device]
+    cmd += (["--threads", str(threads)] if threads else []) + (["--live-fps", str(fps_cap)] if fps_cap else [])
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.time() + 180
@@ -237,11 +240,12 @@ def _wait_for_frames(pages, count: int, timeout_s: float) -> None:
     raise RuntimeError(f"the Live tab showed fewer than {count} frames in {timeout_s:.0f} s")
 
 
-def measure_browser(size: int, visitors: int, seconds: float, device: str, y4m: Path) -> dict:
+def measure_browser(size: int, visitors: int, seconds: float, device: str, y4m: Path, threads: int,
+                    fps_cap: float) -> dict:
     """``visitors`` browser contexts stream at once for ``seconds`` after warm-up → fps, latency, CPU, RSS."""
     from playwright.sync_api import sync_playwright
 
-    proc = serve(port := _free_port(), size, int(seconds) + 120, visitors, device)
+    proc = serve(port := _free_port(), size, int(seconds) + 120, visitors, device, threads, fps_cap)
     errors: list[str] = []
     try:
         with sync_playwright() as p:
@@ -268,7 +272,7 @@ def measure_browser(size: int, visitors: int, seconds: float, device: str, y4m: 
     shown = [len(log["shows"]) - mark for log, mark in zip(logs, marks)]
     lat = [latencies_ms({"caps": log["caps"], "shows": log["shows"][mark:]}) for log, mark in zip(logs, marks)]
     frames = max(sum(shown), 1)
-    return {"size": size, "visitors": visitors, "seconds": round(elapsed, 1),
+    return {"size": size, "visitors": visitors, "threads": threads, "fps_cap": fps_cap, "seconds": round(elapsed, 1),
             "fps_each": [n / elapsed for n in shown], "latency_ms_each": [statistics.median(v) if v else None
                                                                          for v in lat],
             "server_cpu_ms_per_frame": 1000 * (cpu1 - cpu0) / frames,
@@ -276,12 +280,13 @@ def measure_browser(size: int, visitors: int, seconds: float, device: str, y4m: 
             "rss_mb": [round(r, 1) for r in rss], "errors": errors}
 
 
-def server_stages(size: int, frames: int, device: str) -> dict[str, float]:
+def server_stages(size: int, frames: int, device: str, threads: tuple[int, ...]) -> dict[str, float]:
     """The server's per-frame path at ``size`` without a browser, median ms by stage: Gradio's decode of the
     browser's JPEG data URL, the network, flicker reduction, and the output encodings (ours: inline JPEG;
     Gradio's image output: a JPEG / WebP file in its cache)."""
     import tempfile as tf
 
+    import torch
     from gradio import image_utils, processing_utils
 
     from multistyle.apps.live import encode_jpeg_data_url
@@ -295,9 +300,9 @@ def server_stages(size: int, frames: int, device: str) -> dict[str, float]:
     times: dict[str, list[float]] = {}
     cache = tf.mkdtemp(prefix="bench-live-")
 
-    def lap(name: str, fn):
+    def lap(name: str, fn, *args, **kwargs):
         t = time.perf_counter()
-        value = fn()
+        value = fn(*args, **kwargs)
         times.setdefault(name, []).append(1000 * (time.perf_counter() - t))
         return value
 
@@ -308,15 +313,19 @@ def server_stages(size: int, frames: int, device: str) -> dict[str, float]:
                 break
             sent = cv2.resize(bgr, (size, size * 3 // 4), interpolation=cv2.INTER_AREA)  # the browser's capture
             url = "data:image/jpeg;base64," + base64.b64encode(cv2.imencode(".jpg", sent)[1].tobytes()).decode()
-            rgb = lap("decode (Gradio: base64 + PIL)", lambda: image_utils.decode_base64_to_image_array(url))
-            small, out = lap("network", lambda: process.infer(np.ascontiguousarray(rgb[:, :, ::-1])))
-            _, out = lap("flicker reduction", lambda: process.deflicker(small, out))
+            rgb = lap("decode (Gradio: base64 + PIL)", image_utils.decode_base64_to_image_array, url)
+            bgr_in = np.ascontiguousarray(rgb[:, :, ::-1])
+            for n in threads:
+                torch.set_num_threads(n)
+                small, out = lap(f"network, {n} torch thread{'s' * (n > 1)}", process.infer, bgr_in)
+            torch.set_num_threads(threads[0])
+            _, out = lap("flicker reduction", process.deflicker, small, out)
             rgb_out = out[:, :, ::-1]
-            lap("encode: inline JPEG data URL (ours)", lambda: encode_jpeg_data_url(rgb_out))
-            lap("encode: JPEG file in Gradio's cache", lambda: processing_utils.save_img_array_to_cache(
-                rgb_out, cache, format="jpeg"))
-            lap("encode: WebP file (gr.Image default)", lambda: processing_utils.save_img_array_to_cache(
-                rgb_out, cache, format="webp"))
+            lap("encode: inline JPEG data URL (ours)", encode_jpeg_data_url, rgb_out)
+            lap("encode: JPEG file in Gradio's cache", processing_utils.save_img_array_to_cache, rgb_out, cache,
+                format="jpeg")
+            lap("encode: WebP file (gr.Image default)", processing_utils.save_img_array_to_cache, rgb_out, cache,
+                format="webp")
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     return {k: statistics.median(v[2:] or v) for k, v in times.items()}
@@ -327,10 +336,15 @@ def bench_live(args: argparse.Namespace) -> dict:
     """Frames per second and latency the Live tab delivers to headless Chromium (1 and 3 visitors), the server's
     RSS while streaming, and the server's per-frame path by stage."""
     device = "cuda" if args.device.startswith("cuda") else "cpu"
+    import torch
+
+    from multistyle.apps.demo_session import DemoOptions
+
     sizes = effort(args, (480, 640), (480,), (64,))
+    threads = tuple(sorted({torch.get_num_threads(), 1}, reverse=True))
     stage_rows = []
     for size in sizes:
-        stages = server_stages(size, effort(args, 40, 20, 3), device)
+        stages = server_stages(size, effort(args, 40, 20, 3), device, threads)
         stage_rows += [[size, name, ms] for name, ms in stages.items()]
     print(table(f"Live tab: the server's per-frame path by stage (median ms, {device}, no browser)",
                 ["long side px", "stage", "ms"], stage_rows))
@@ -343,19 +357,23 @@ def bench_live(args: argparse.Namespace) -> dict:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         y4m = write_y4m(Path(tmp) / "camera.y4m", frames=120, stamped=True)
+        cap = DemoOptions().live_fps
         for size in sizes:
             for visitors in (1, 3):
-                runs.append(measure_browser(size, visitors, seconds, device, y4m))
+                for n in threads:
+                    runs.append(measure_browser(size, visitors, seconds, device, y4m, n, cap))
+            runs.append(measure_browser(size, 3, seconds, device, y4m, 1, LOW_CAP))
         soak = effort(args, 180, 0, 0)
         if soak:
-            runs.append(measure_browser(480, 1, soak, device, y4m) | {"soak": True})
-    rows = [[r["size"], r["visitors"], " / ".join(f"{f:.1f}" for f in r["fps_each"]),
+            runs.append(measure_browser(480, 1, soak, device, y4m, 1, cap) | {"soak": True})
+    rows = [[r["size"], r["visitors"], r["threads"], f"{r['fps_cap']:g}",
+             " / ".join(f"{f:.1f}" for f in r["fps_each"]),
              " / ".join("-" if v is None else f"{v:.0f}" for v in r["latency_ms_each"]),
              r["server_cpu_ms_per_frame"], r["browser_cpu_ms_per_frame"],
              f"{r['rss_mb'][0]:.0f} → {r['rss_mb'][-1]:.0f}", len(r["errors"]), r["seconds"]] for r in runs]
     print(table(f"Live tab in headless Chromium, fake 640x480 camera, browser and server on the same "
                 f"{os.cpu_count()}-core machine ({device})",
-                ["long side px", "visitors", "fps each", "latency ms each (median)", "server CPU ms/frame",
-                 "browser CPU ms/frame", "server RSS MB", "errors", "seconds"], rows))
+                ["long side px", "visitors", "server threads", "--live-fps", "fps each", "latency ms each (median)",
+                 "server CPU ms/frame", "browser CPU ms/frame", "server RSS MB", "errors", "seconds"], rows))
     result["live"] = runs
     return result

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import arch, inference, knobs, live, peer, training  # noqa: F401  (importing registers them)
+from . import arch, flicker, inference, knobs, live, peer, training  # noqa: F401  (importing registers them)
 from .kit import BENCHES, machine
 
 

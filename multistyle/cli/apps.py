@@ -8,15 +8,52 @@ import argparse
 
 from .common import model_options, positive_int, style_option
 
-DEMO_DESCRIPTION = """Gradio demo page: upload a photo or take a webcam snapshot, pick and mix styles, try Gatys,
-add your own style. Runs on http://127.0.0.1:7860 by default; --share makes a public Gradio link."""
+DEMO_DESCRIPTION = """Gradio demo page: a Live tab (your webcam, stylized continuously), Stylize (upload a photo or
+pick a bundled one; the result follows the controls), Best quality (Gatys) and Add your style. Runs on
+http://127.0.0.1:7860 by default; --share makes a public Gradio link.
+
+Safe to share: a style a visitor adds stays in that visitor's session (they can download their model file) unless
+you run with --save-styles; live streams stop after --live-seconds and at most --live-visitors run at once."""
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text}")
+    return value
 
 
 def demo_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The demo's options (shared by ``multistyle demo`` and ``apps/demo.py``)."""
+    from ..apps.demo_session import DemoOptions
+
+    d = DemoOptions()
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for your network)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    p.add_argument("--save-styles", action="store_true",
+                   help="styles visitors add are saved to your user model file (and then used by every visitor and "
+                        "every command); without it they stay in the visitor's session and nothing is written")
+    p.add_argument("--max-added-styles", type=positive_int, default=d.max_added_styles,
+                   help=f"styles one visitor may add per visit (default {d.max_added_styles})")
+    p.add_argument("--live-size", type=positive_int, default=d.live_size,
+                   help=f"Live tab: long side in px the camera frames are stylized at, whatever the browser sends "
+                        f"(default {d.live_size})")
+    p.add_argument("--live-fps", type=positive_float, default=d.live_fps,
+                   help=f"Live tab: frames per second the browser sends at most (default {d.live_fps:g})")
+    p.add_argument("--live-seconds", type=positive_int, default=d.live_seconds,
+                   help=f"Live tab: a stream stops after this many seconds (default {d.live_seconds})")
+    p.add_argument("--live-visitors", type=positive_int, default=d.live_visitors,
+                   help=f"Live tab: streams served at once; more visitors wait in the queue (default "
+                        f"{d.live_visitors})")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="CPU threads for torch per request (default 1: each live visitor's frames then run on a core "
+                        "of their own, and a browser on the same machine does not stall the network; see README, "
+                        "Performance)")
     model_options(p)
     p.set_defaults(run=run_demo)
     return p
@@ -24,9 +61,16 @@ def demo_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Build the Gradio page and serve it until interrupted."""
-    from ..apps.demo import build_app, launch
+    import torch
 
-    launch(build_app(args.model, args.device), args.host, args.port, args.share)
+    from ..apps.demo import build_app, launch
+    from ..apps.demo_session import DemoOptions
+
+    torch.set_num_threads(args.threads)
+    options = DemoOptions(model=args.model, device=args.device, save_styles=args.save_styles,
+                          max_added_styles=args.max_added_styles, live_size=args.live_size, live_fps=args.live_fps,
+                          live_seconds=args.live_seconds, live_visitors=args.live_visitors)
+    launch(build_app(options=options), args.host, args.port, args.share)
     return 0
 
 

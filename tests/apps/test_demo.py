@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import socket
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,15 +25,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+LIVE_SIZE = 224  # the Live tab's long side in these tests (small: the browser and the server share 2 cores)
+
+
+def start(tmp_path_factory, **options):
+    """A demo on a free localhost port → (url, app); nothing of the user's is touched (the user model is a temp
+    path; conftest points $MULTISTYLE_HOME at a temp folder)."""
     from multistyle.apps.demo import build_app, launch
+    from multistyle.apps.demo_session import DemoOptions
 
     user_model = tmp_path_factory.mktemp("user") / "model.safetensors"
-    app = build_app(device="cpu", user_model=user_model)
+    app = build_app(options=DemoOptions(device="cpu", user_model=user_model, live_size=LIVE_SIZE, **options))
     port = free_port()
     launch(app, "127.0.0.1", port, block=False)
-    yield f"http://127.0.0.1:{port}/", user_model
+    return f"http://127.0.0.1:{port}/", app
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    url, app = start(tmp_path_factory)
+    yield url, app.multistyle_host.user_model, app
     app.close()
 
 
@@ -46,8 +60,10 @@ def small_photo(tmp_path_factory):
 def test_client_stylize_mix_and_errors(server, small_photo):
     from gradio_client import Client, handle_file
 
-    url, _ = server
+    url, _, _ = server
     client = Client(url, verbose=False)
+    assert {"/stylize", "/add_style", "/live", "/gatys"} <= set(client.view_api(return_format="dict")
+                                                                 ["named_endpoints"])
     result = client.predict(handle_file(str(small_photo)), "starry_night", 0.7, "great_wave", 0.3, None, 0.5,
                             1.0, False, 1024, api_name="/stylize")
     out = np.asarray(Image.open(result))
@@ -64,28 +80,83 @@ def test_client_stylize_mix_and_errors(server, small_photo):
                        api_name="/stylize")
 
 
-def test_client_add_style_persists(server, small_photo):
+SCREAM = ROOT.parent / "shared" / "data" / "styles" / "the_scream.jpg"
+
+
+def wait_for(condition, seconds: float = 20) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+def test_an_added_style_belongs_to_its_session(server, small_photo):
+    """Two visitors: A adds a style and stylizes with it; B does not see it; nothing is written to the host's
+    model file or $MULTISTYLE_HOME; A can download the extended model; A's session is released when A leaves."""
     from gradio_client import Client, handle_file
 
-    url, user_model = server
-    client = Client(url, verbose=False)
-    painting = ROOT.parent / "shared" / "data" / "styles" / "the_scream.jpg"
-    gallery, dropdown, message = client.predict(handle_file(str(painting)), "My Scream", 10, api_name="/add_style")
-    assert "my_scream" in message and user_model.is_file()
+    from multistyle.modelfile import load_model
+    from multistyle.paths import user_data_dir
+
+    url, user_model, app = server
+    host = app.multistyle_host
+    a, b = Client(url, verbose=False), Client(url, verbose=False)
+    gallery, _, message = a.predict(handle_file(str(SCREAM)), "My Scream", 2, api_name="/add_style")
+    assert "my_scream" in message and "this visit only" in message and len(gallery) == 14
+    result = a.predict(handle_file(str(small_photo)), "my_scream", 1.0, None, 0.5, None, 0.5, 1.0, False, 256,
+                       api_name="/stylize")
+    assert Image.open(result).size == (96, 64)
+    with pytest.raises(AppError, match="unknown style 'my_scream'"):
+        b.predict(handle_file(str(small_photo)), "my_scream", 1.0, None, 0.5, None, 0.5, 1.0, False, 256,
+                  api_name="/stylize")
+    assert not user_model.exists() and not any(user_data_dir().iterdir() if user_data_dir().exists() else [])
+    [session] = [s for s in host.sessions.values() if s.model is not None]
+    assert load_model(session.model_file)[0].style_names[-1] == "my_scream"  # what A's download button offers
+    host.options.max_added_styles = 1  # the cap a public link needs, checked before any training
+    try:
+        with pytest.raises(AppError, match="the most one visit may add"):
+            a.predict(handle_file(str(SCREAM)), "again", 2, api_name="/add_style")
+    finally:
+        host.options.max_added_styles = 3
+    with pytest.raises(AppError, match="greater than maximum value 1000"):  # one visitor cannot hog the trainer
+        b.predict(handle_file(str(SCREAM)), "huge", 100000, api_name="/add_style")
+    folder = session.folder
+    a.close()  # the visitor leaves: their styles and download file go now, not an hour later
+    assert wait_for(lambda: host.holding() == 0), host.holding()
+    assert not Path(folder).exists()
+    b.close()
+
+
+def test_save_styles_keeps_todays_behaviour(tmp_path_factory, small_photo):
+    """``multistyle demo --save-styles``: the added style goes to the host's user model file and every visitor
+    then has it."""
+    from gradio_client import Client, handle_file
+
     from multistyle.modelfile import load_model
 
-    assert load_model(user_model)[0].style_names[-1] == "my_scream"
-    result = client.predict(handle_file(str(small_photo)), "my_scream", 1.0, None, 0.5, None, 0.5, 1.0, False, 256,
-                            api_name="/stylize")
-    assert Image.open(result).size == (96, 64)
+    url, app = start(tmp_path_factory, save_styles=True)
+    try:
+        user_model = app.multistyle_host.user_model
+        _, _, message = Client(url, verbose=False).predict(handle_file(str(SCREAM)), "My Scream", 2,
+                                                           api_name="/add_style")
+        assert "saved in the host's model file" in message
+        assert load_model(user_model)[0].style_names[-1] == "my_scream"
+        result = Client(url, verbose=False).predict(handle_file(str(small_photo)), "my_scream", 1.0, None, 0.5,
+                                                    None, 0.5, 1.0, False, 256, api_name="/stylize")
+        assert Image.open(result).size == (96, 64)
+    finally:
+        app.close()
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT = ROOT / "docs" / "live_tab.png"  # README's; rewritten by the live test with MULTISTYLE_SCREENSHOTS=1
 
 
 def require_chromium() -> None:
-    """Without Debian's chromium the browser test is skipped on a developer's machine, but under CI (which
-    installs it) a missing browser is a failure, so the test can never silently stop running there."""
+    """Without Debian's chromium the browser tests are skipped on a developer's machine, but under CI (which
+    installs it) a missing browser is a failure, so the tests can never silently stop running there."""
     if os.path.exists(CHROMIUM):
         return
     if os.environ.get("CI"):
@@ -93,33 +164,138 @@ def require_chromium() -> None:
     pytest.skip("needs Debian's chromium: apt-get install chromium (CI installs it and runs this test)")
 
 
-def test_real_browser_upload_and_stylize(server, small_photo, tmp_path):
-    """Headless Debian Chromium via Playwright: upload, click Stylize, the stylized image appears in the page."""
+def fetch_image(page, url: str, selector: str) -> np.ndarray:
+    src = page.locator(selector).get_attribute("src")
+    shown = page.request.get(src if "://" in src else url.rstrip("/") + "/" + src.lstrip("/"))
+    assert shown.ok, src
+    return np.asarray(Image.open(io.BytesIO(shown.body())).convert("RGB")).astype(np.float32)
+
+
+def test_real_browser_stylize_tab_renders_without_a_button(server, small_photo):
+    """Headless Debian Chromium via Playwright: upload a photo and the stylized result appears with no click;
+    ticking "keep the colours" re-renders it at once; the bundled photos are offered as examples."""
     require_chromium()
     from playwright.sync_api import sync_playwright
 
-    url, _ = server
+    from benchmarks.live import BROWSER_ARGS
+
+    url, _, _ = server
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                          "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
         page = browser.new_page()
         page.goto(url)
-        page.locator("input[type=file]").first.set_input_files(str(small_photo))
-        page.wait_for_timeout(1000)
-        page.locator("#stylize-button").click()
+        page.get_by_role("tab", name="Stylize").click()
+        assert page.get_by_text("No photo at hand? Try one of these").is_visible()
+        page.locator("#photo input[type=file]").set_input_files(str(small_photo))
         result = page.locator("#result-image img")
         result.wait_for(state="visible", timeout=60_000)
-        src = result.get_attribute("src")
-        shown = page.request.get(src if "://" in src else url.rstrip("/") + "/" + src.lstrip("/"))
-        assert shown.ok, src
-        body = shown.body()
-        page.screenshot(path=str(tmp_path / "page.png"))
+        first_src = result.get_attribute("src")
+        first = fetch_image(page, url, "#result-image img")
+        page.locator("#stylize-colours input").check()
+        page.wait_for_function(f"document.querySelector('#result-image img').src !== {first_src!r}",
+                               timeout=60_000)
+        second = fetch_image(page, url, "#result-image img")
         browser.close()
-    out = np.asarray(Image.open(io.BytesIO(body)).convert("RGB")).astype(np.float32)
     photo = np.asarray(Image.open(small_photo).convert("RGB")).astype(np.float32)
-    assert out.shape == photo.shape  # the page shows a result for the uploaded photo, at its size
-    assert np.abs(out - photo).mean() > 10  # ... and it is stylized, not the photo echoed back
+    assert first.shape == photo.shape  # the page shows a result for the uploaded photo, at its size
+    assert np.abs(first - photo).mean() > 10  # ... and it is stylized, not the photo echoed back
+    assert np.abs(second - first).mean() > 3  # the colour box re-rendered it
+
+
+def test_live_stream_caps_frames_and_keeps_its_own_flicker_state():
+    """A Live-tab stream: any frame size in, at most the live size out (RGB in, RGB out: the same pixels as the
+    webcam app's FrameStylizer on the BGR frame), and each visitor's flicker reduction sees only their frames."""
+    from benchmarks.live import camera_frames, decode_data_url
+    from multistyle.apps.live import LiveStream, encode_jpeg_data_url
+    from multistyle.styles import style_weights
+    from multistyle.stylizer import get_stylizer
+    from multistyle.video.frames import FrameSettings, FrameStylizer
+
+    stylizer = get_stylizer(None, "cpu")
+    settings = FrameSettings(style_weights("udnie", stylizer.names))
+    frames = [f[:, :, ::-1].copy() for f in camera_frames(4)]  # RGB 640x480, as the browser sends them
+    a, b = LiveStream(stylizer, 64, settings), LiveStream(stylizer, 64, settings)
+    outs = [a(f, settings) for f in frames]
+    assert all(o.shape == (48, 64, 3) and o.dtype == np.uint8 for o in outs)
+    webcam = FrameStylizer(stylizer, settings, 64).infer(np.ascontiguousarray(frames[0][:, :, ::-1]))[1]
+    assert np.array_equal(outs[0], webcam[:, :, ::-1])
+    alone = LiveStream(stylizer, 64, settings)(frames[3], settings)
+    assert np.array_equal(b(frames[3], settings), alone)  # b never blended in a's frames ...
+    assert not np.array_equal(outs[3], alone)  # ... while a's reduction used its previous frame
+    url = encode_jpeg_data_url(outs[0])
+    assert url.startswith("data:image/jpeg;base64,") and decode_data_url(url).shape == (48, 64, 3)
+
+
+def style_renders(frames: list[np.ndarray], size: int, styles: list[str]) -> dict[str, list[np.ndarray]]:
+    """What the Live tab should show for each camera frame (mirrored like the webcam, at the live size) in each
+    style: RGB float32, without flicker reduction."""
+    import cv2
+
+    from multistyle.styles import style_weights
+    from multistyle.stylizer import get_stylizer
+    from multistyle.video.frames import FrameSettings, FrameStylizer
+    from multistyle.video.sources import resize_for_processing
+
+    stylizer = get_stylizer(None, "cpu")
+    out: dict[str, list[np.ndarray]] = {"camera": []}
+    mirrored = [resize_for_processing(cv2.flip(f, 1), size) for f in frames]
+    out["camera"] = [f[:, :, ::-1].astype(np.float32) for f in mirrored]
+    for style in styles:
+        process = FrameStylizer(stylizer, FrameSettings(style_weights(style, stylizer.names), flicker=False), size)
+        out[style] = [process(f)[1][:, :, ::-1].astype(np.float32) for f in mirrored]
+    return out
+
+
+def nearest(frame: np.ndarray, candidates: list[np.ndarray]) -> float:
+    """Mean absolute difference to the closest candidate (same size)."""
+    return min(float(np.abs(frame - c).mean()) for c in candidates if c.shape == frame.shape)
+
+
+def live_frames(page, after: int = 0) -> list[np.ndarray]:
+    from benchmarks.live import decode_data_url, live_log
+
+    return [decode_data_url(u).astype(np.float32) for u in live_log(page)["srcs"][after:]]
+
+
+def test_real_browser_live_tab_streams_stylized_frames(server, tmp_path):
+    """Headless Chromium with a fake camera (bunny.mp4 as a looping .y4m): the Live tab delivers a stream of
+    distinct stylized frames, each nearer the network's rendering of a camera frame in the chosen style than the
+    camera frame itself; after another style is picked, the frames follow that style."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.live import camera_frames, launch_browser, live_log, start_live, write_y4m
+
+    url, _, app = server
+    first, second = "composition_vii", "great_wave"
+    y4m = write_y4m(tmp_path / "camera.y4m", frames=48)
+    expected = style_renders(camera_frames(48), LIVE_SIZE, [first, second])
+    with sync_playwright() as p:
+        browser = launch_browser(p, y4m)
+        page = browser.new_context(permissions=["camera"], viewport={"width": 1280, "height": 900}).new_page()
+        start_live(page, url)
+        page.wait_for_function("window.__live.srcs.length >= 6", timeout=90_000)
+        before = live_frames(page)
+        assert re.search(r"\d+\.\d fps served · \d+×\d+ px", page.locator("#live-fps").inner_text())
+        menu = page.locator("#live-style-1 input")
+        menu.fill(second)
+        menu.press("Enter")
+        switched = len(live_log(page)["srcs"])
+        page.wait_for_function(f"window.__live.shows.length >= {len(live_log(page)['shows']) + 8}", timeout=90_000)
+        after = live_frames(page)[-4:]
+        page.screenshot(path=str(tmp_path / "live_tab.png"))
+        if os.environ.get("MULTISTYLE_SCREENSHOTS"):
+            shutil.copy(tmp_path / "live_tab.png", SCREENSHOT)
+        browser.close()
+    assert switched >= 6 and len({f.tobytes() for f in before}) >= 4  # a stream of distinct frames
+    h, w = expected["camera"][0].shape[:2]
+    assert all(f.shape == (h, w, 3) for f in before + after)  # capped to the live size on the server
+    for frame in before:  # stylized in the first style, not the camera frame passed through
+        assert nearest(frame, expected[first]) < nearest(frame, expected["camera"]) - 5
+        assert nearest(frame, expected[first]) < nearest(frame, expected[second])
+    for frame in after:  # ... and in the second one after the switch
+        assert nearest(frame, expected[second]) < nearest(frame, expected[first])
+    assert app.multistyle_host.holding() >= 0
 
 
 def test_client_gatys_tab_loads_vgg_once(server, small_photo, monkeypatch):
@@ -131,7 +307,7 @@ def test_client_gatys_tab_loads_vgg_once(server, small_photo, monkeypatch):
     built = []
     real_build = lossnets.build_loss_net
     monkeypatch.setattr(lossnets, "build_loss_net", lambda *a, **k: built.append(a) or real_build(*a, **k))
-    url, _ = server
+    url, _, _ = server
     client = Client(url, verbose=False)
     painting = ROOT.parent / "shared" / "data" / "styles" / "starry_night.jpg"
     for _ in range(2):
