@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import arch, flicker, inference, knobs, live, peer, training  # noqa: F401  (importing registers them)
+from . import add_style, arch, flicker, inference, knobs, live, peer, training  # noqa: F401  (importing registers them)
 from .kit import BENCHES, machine
 
 
@@ -32,7 +32,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="tiny sizes and 1-2 steps: only proves every bench runs (the tests use it)")
     parser.add_argument("--device", default="all",
                         help="all (every device present: the CPU, and CUDA when there is one), cpu or cuda")
-    parser.add_argument("--style", default="the_scream", help="style for add-style")
     parser.add_argument("--model", help="model file for the stylize, webcam and quality benches (default: the "
                                         "packaged model)")
     parser.add_argument("--compare", nargs="+", metavar="MODEL",

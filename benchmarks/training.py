@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 
 from .kit import (
-    DATA,
     ROOT,
     content_path,
     devices,
@@ -130,53 +129,6 @@ def short_training_curves(args: argparse.Namespace) -> dict[str, list[float]]:
                   progress=lambda i, n, rec: totals.append(rec["total"]), log=lambda s: None)
             curves[f"width {width}"] = totals
     return curves
-
-
-# ---- add_style ------------------------------------------------------------------------------------------------------
-
-@register("add-style")
-def bench_add_style(args: argparse.Namespace) -> dict:
-    """add_style on the default model for a painting it already knows (the_scream unless told otherwise): wall
-    time, and the new row's style loss over the jointly trained row's, on the same photos with the same loss."""
-    rows = [_add_style_row(args, torch.device(device)) for device in devices(args)]
-    print(table(f"add_style ({args.style}) on the default model; style loss ratio on held-out photos",
-                ["device", "steps", "size", "seconds", "final content", "final style", "style loss / joint row"],
-                [[r["device"], r["steps"], r["size"], r["seconds"], r["content"], r["style"],
-                  r.get("style_ratio_vs_joint", "-")] for r in rows]))
-    return {"add_style": rows}
-
-
-def _add_style_row(args: argparse.Namespace, device: torch.device) -> dict:
-    from multistyle.images import list_images, load_image
-    from multistyle.loss import LossConfig, PerceptualLoss
-    from multistyle.modelfile import PACKAGED_CONTENT, default_model_path
-    from multistyle.stylizer import pad_to_multiple
-    from multistyle.train.add_style import AddStyleConfig, add_style
-
-    config = AddStyleConfig(steps=effort(args, 200, 40, 2), size=effort(args, 256, 128, 32))
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        model = add_style(style_path(args.style), default_model_path(), Path(tmp) / "m.safetensors",
-                          [PACKAGED_CONTENT], name=f"new_{args.style}", config=config, device=device)
-        seconds = time.perf_counter() - start
-    final = model.styles[-1].training["final"]
-    row = {"device": str(device), "steps": config.steps, "size": config.size, "seconds": seconds, **final}
-    names = model.style_names
-    if args.style in names:
-        loss = PerceptualLoss(LossConfig.from_dict(model.loss)).to(device)
-        style_size = int(model.styles[0].training.get("style_size", 256))
-        grams = loss.style_targets([load_image(style_path(args.style), max_size=style_size).to(device)]).blend()
-        totals = {"joint": 0.0, "added": 0.0}
-        net = model.net.to(device)
-        for photo_file in list_images([DATA / "content"])[: effort(args, None, None, 1)]:
-            photo = load_image(photo_file, max_size=config.size).to(device)
-            feats = loss.content_targets(photo)
-            with torch.no_grad():
-                for key, index in (("joint", names.index(args.style)), ("added", len(names) - 1)):
-                    out = net(pad_to_multiple(photo)[0], torch.tensor([index], device=device))
-                    totals[key] += float(loss(out[..., : photo.shape[-2], : photo.shape[-1]], feats, grams).style)
-        row["style_ratio_vs_joint"] = totals["added"] / totals["joint"]
-    return row
 
 
 @register("torchrun")

@@ -60,6 +60,22 @@ def line_plot(x: Sequence[float], series: Mapping[str, Sequence[float]], path: s
     return save_figure(line_figure(x, series, title, log_y, size, x_label, y_label, log_x), path)
 
 
+def curves_plot(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str | Path, title: str = "",
+                log_y: bool = False, size: tuple[int, int] = (640, 360), x_label: str = "", y_label: str = "") -> Path:
+    """Write a PNG chart of curves that each have their own x values (name → (xs, ys)), e.g. loss against seconds
+    for recipes that log at different times."""
+    fig, ax = _new_figure(size)
+    for name, (xs, ys) in curves.items():
+        xs, ys = _finite(xs, ys, log_y)
+        ax.plot(xs, ys, label=name, marker="o" if len(xs) < 30 else None, markersize=3, linewidth=1.5)
+    ax.set(title=title, xlabel=x_label, ylabel=y_label)
+    if log_y:
+        ax.set_yscale("log")
+    if len(curves) > 1:
+        ax.legend(fontsize="small", loc="best")
+    return save_figure(fig, path)
+
+
 def ema(values: Sequence[float], smoothing: float = 0.98) -> list[float]:
     """Exponential moving average with bias correction (the first points are not pulled towards 0)."""
     out, avg, weight = [], 0.0, 0.0

@@ -274,16 +274,19 @@ def _live_tab(host: DemoHost, session, names: list[str]):
 def _add_style_tab(host: DemoHost, session):
     import gradio as gr
 
+    from ..train.add_style import PRESETS
+
     where = "It is added to the host's model file (this server runs with --save-styles)." if \
         host.options.save_styles else "It stays yours: other visitors do not see it, and it is gone when you " \
                                       "leave unless you download the model file."
-    gr.Markdown(f"Teach the network a painting in a minute or two; it then appears in the Stylize and Live "
+    gr.Markdown(f"Teach the network a painting in about half a minute; it then appears in the Stylize and Live "
                 f"tabs. {where}")
     with gr.Row():
         with gr.Column():
             painting = gr.Image(type="filepath", label="Painting")
             name = gr.Textbox(label="Name", placeholder="my_painting")
-            steps = gr.Slider(1, MAX_ADD_STEPS, value=200, step=1, label="Steps (more: closer to the painting)")
+            steps = gr.Slider(1, MAX_ADD_STEPS, value=PRESETS["fast"].steps, step=1,
+                              label="Steps (more: closer to the painting, slower; each takes a second or two)")
             run = gr.Button("Learn this style", variant="primary", elem_id="add-style-button")
         with gr.Column():
             message = gr.Markdown(elem_id="add-style-message")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # imported where used: the CLI's option parser imports this m
     from ..stylizer import Stylizer
 
 MAX_ADDED_STYLES = 3  # styles one session may add (each is a copy of the network: ~2 MB)
-MAX_ADD_STEPS = 1000  # the steps slider's top (Gradio refuses larger values, from the API too)
+MAX_ADD_STEPS = 200  # the steps slider's top (Gradio refuses larger values, from the API too)
 SESSION_TTL = 3600  # seconds a session outlives its last event (gr.State time_to_live)
 
 
@@ -145,11 +145,12 @@ class VisitorSession:
         return save_model(model, self.model_file)
 
     def release(self) -> None:
-        """Drop the added styles, the live state and the download file (idempotent)."""
+        """Drop the download file, then the added styles and the live state (idempotent; in that order, so a
+        session that holds nothing has no file left either)."""
+        folder, self.folder = self.folder, None
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         self.model = self._stylizer = self.live = None
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder = None
 
     def __deepcopy__(self, memo) -> "VisitorSession":
         """A session is never duplicated: a copy (what ``gr.State`` makes of its initial value for every new
@@ -166,12 +167,12 @@ def add_style_to_session(host: DemoHost, session: VisitorSession, painting: str 
     from ..images import load_image
     from ..modelfile import PACKAGED_CONTENT, get_model, resolve_model_path
     from ..paths import pick_device
-    from ..train.add_style import AddStyleConfig, add_style, learn_style, sanitize_style_name
+    from ..train.add_style import add_style, learn_style, preset, sanitize_style_name
 
     if not painting:
         raise MultistyleError("upload a painting first")
     clean = sanitize_style_name(name or Path(painting).stem)
-    config, device = AddStyleConfig(steps=int(steps)), pick_device(host.options.device)  # the slider caps steps
+    config, device = preset("fast", steps=int(steps)), pick_device(host.options.device)  # the slider caps steps
     if host.options.save_styles:
         add_style(painting, resolve_model_path(host.model), host.user_model, [PACKAGED_CONTENT], clean, config,
                   device=device, progress=progress)

@@ -1,4 +1,4 @@
-"""Training, resume, checkpoints, torchrun DDP and add_style, at tiny sizes with the real VGG19."""
+"""Training, resume, checkpoints and torchrun DDP, at tiny sizes with the real VGG19."""
 
 from __future__ import annotations
 
@@ -11,19 +11,17 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, STYLES, assert_one_line_error, run_cli
+from conftest import ROOT, STYLES
 
 from multistyle.errors import ModelFileError
 from multistyle.images import list_images
 from multistyle.modelfile import (
     FORMAT_VERSION,
     PACKAGED_CONTENT,
-    PACKAGED_MODEL,
     load_model,
     save_model,
 )
 from multistyle.nets import StyleNet
-from multistyle.train.add_style import AddStyleConfig, add_style
 from multistyle.train.loop import TrainConfig, train
 
 STYLE_FILES = [STYLES / "starry_night.jpg", STYLES / "great_wave.jpg"]
@@ -129,47 +127,6 @@ def test_checkpoint_round_trip_and_bad_files(tiny_model, tmp_path):
     with pytest.raises(ModelFileError, match="newer"):
         load_model(newer)
     assert FORMAT_VERSION == 1
-
-
-@pytest.mark.parametrize("which", ["tiny v1", "packaged v2"])
-def test_add_style_keeps_old_styles_bit_identical(which, tiny_model, tmp_path):
-    model_file = tiny_model if which == "tiny v1" else PACKAGED_MODEL
-    before_bytes = model_file.read_bytes()
-    old, _ = load_model(model_file)
-    n = old.net.num_styles
-    out = tmp_path / "extended.safetensors"
-    config = AddStyleConfig(steps=4, size=32, batch=2, crops=4)
-    seen = []
-    add_style(STYLES / "the_scream.jpg", model_file, out, [PACKAGED_CONTENT], name="scream_again", config=config,
-              progress=lambda i, n, rec: seen.append(rec["total"]))
-    assert len(seen) == 4 and model_file.read_bytes() == before_bytes
-    new, _ = load_model(out)
-    assert new.style_names == [*old.style_names, "scream_again"] and type(new.net) is type(old.net)
-    assert new.styles[n].training["added_by"] == "add_style" and new.styles[n].thumbnail is not None
-    x = torch.rand(2, 3, 40, 52)
-    with torch.no_grad():
-        for i in range(n):
-            assert torch.equal(old.net(x, torch.tensor([i, i])), new.net(x, torch.tensor([i, i])))
-        assert not torch.equal(new.net(x, torch.tensor([n, n])), new.net(x, torch.tensor([0, 0])))
-    for key, value in old.net.state_dict().items():
-        stored = new.net.state_dict()[key]
-        assert torch.equal(stored[: value.shape[0]] if key.endswith(("gamma", "beta")) else stored, value), key
-
-
-def test_add_style_script_and_errors(tiny_model, tmp_path):
-    out = tmp_path / "user.safetensors"
-    args = ["--model", str(tiny_model), "--out", str(out), "--steps", "2", "--size", "32", "--batch", "2",
-            "--name", "My Scream!"]
-    result = run_cli(str(STYLES / "the_scream.jpg"), *args, module=str(ROOT / "train" / "add_style.py"))
-    assert result.returncode == 0, result.stderr.decode()
-    assert load_model(out)[0].style_names[-1] == "my_scream"
-    again = run_cli(str(STYLES / "the_scream.jpg"), "--model", str(out), "--out", str(out), "--steps", "1",
-                    "--size", "32", "--name", "my_scream", module=str(ROOT / "train" / "add_style.py"))
-    assert "already has a style named" in assert_one_line_error(again)
-    bad = tmp_path / "bad.jpg"
-    bad.write_bytes(b"\xff\xd8\xff" + b"0" * 50)
-    assert "corrupt" in assert_one_line_error(run_cli(str(bad), *args, module=str(ROOT / "train" / "add_style.py"))) \
-        or "not an image" in assert_one_line_error(run_cli(str(bad), *args, module=str(ROOT / "train" / "add_style.py")))
 
 
 @pytest.mark.parametrize("amp", ["fp16", "bf16"])
