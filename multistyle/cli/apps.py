@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import model_options, positive_int, style_option
+from .common import model_options, positive_float, positive_int, style_option
 
 DEMO_DESCRIPTION = """Gradio demo page: a Live tab (your webcam, stylized continuously), Stylize (upload a photo or
 pick a bundled one; the result follows the controls), Best quality (Gatys) and Add your style. Runs on
@@ -14,17 +14,6 @@ http://127.0.0.1:7860 by default; --share makes a public Gradio link.
 
 Safe to share: a style a visitor adds stays in that visitor's session (they can download their model file) unless
 you run with --save-styles; live streams stop after --live-seconds and at most --live-visitors run at once."""
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text}")
-    return value
 
 
 def demo_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

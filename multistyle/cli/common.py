@@ -82,6 +82,17 @@ def nonneg_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text}")
+    return value
+
+
 def model_options(p: argparse.ArgumentParser) -> None:
     """``--model`` and ``--device``, the same on every command that runs a model."""
     p.add_argument("--model", help="model file, or v1 / v2 for a packaged model (default: your extended model if "

@@ -62,7 +62,8 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
         step_progress(count["runs"] + i, cells * args.steps, {})
 
     if bool(args.style) == bool(args.style_name):
-        raise MultistyleError("give the style as a painting file or as -s STYLE (a style stored in the model), not both")
+        raise MultistyleError("give the style as a painting file or as -s STYLE (a style stored in the model), "
+                              "not both")
     style = args.style
     if args.style_name:
         from ..refine import stored_paintings
