@@ -34,9 +34,8 @@ class HeldOut:
 
     def __init__(self, loss, painting: torch.Tensor, size: int, count: int) -> None:
         from multistyle.images import load_image
-        from multistyle.stylizer import pad_to_multiple
 
-        self.loss, self.pad = loss, pad_to_multiple
+        self.loss = loss
         self.grams = loss.style_targets([painting]).blend()
         self.photos = [load_image(DATA / "content" / name, max_size=size) for name in HELD_OUT[:count]]
         self.feats = [loss.content_targets(p) for p in self.photos]
@@ -45,8 +44,7 @@ class HeldOut:
     def __call__(self, net, index: int) -> float:
         total = 0.0
         for photo, feats in zip(self.photos, self.feats):
-            out = net(self.pad(photo)[0], torch.tensor([index]))[..., : photo.shape[-2], : photo.shape[-1]]
-            total += float(self.loss(out, feats, self.grams).total)
+            total += float(self.loss(_render(net, index, photo), feats, self.grams).total)
         return total / len(self.photos)
 
 
@@ -126,7 +124,7 @@ def bench_add_style(args: argparse.Namespace) -> dict:
             tiles.append((label, _render(learned, model.net.num_styles - 1, photo)))
             rows.append({"painting": name, "recipe": quality, **row, "held_out": new, "joint": joint,
                          "gatys": teacher, "vs_joint": new / joint, "vs_gatys": new / teacher})
-            curves[f"{name} {quality}"] = (snapshots, base)
+            curves[f"{name} {quality}"] = (snapshots, base, held_out)
         legacy = next(r for r in rows if r["painting"] == name and r["recipe"] == "legacy")
         for r in rows:
             if r["painting"] == name:
@@ -147,7 +145,7 @@ def bench_add_style(args: argparse.Namespace) -> dict:
     sheet = Path(args.out_dir) / "add_style_sheet.jpg"
     save_image(contact_sheet(tiles, columns=2 + len(RECIPES)), sheet)
     print(f"contact sheet (painting, jointly trained row, then each recipe on a held-out photo) -> {sheet}\n")
-    return {"add_style": rows, "add_style_curves": _write_curves(args, curves, loss, size, photos)}
+    return {"add_style": rows, "add_style_curves": _write_curves(args, curves)}
 
 
 @torch.no_grad()
@@ -157,15 +155,13 @@ def _render(net, index: int, photo: torch.Tensor) -> torch.Tensor:
     return net(pad_to_multiple(photo)[0], torch.tensor([index]))[..., : photo.shape[-2], : photo.shape[-1]]
 
 
-def _write_curves(args: argparse.Namespace, curves: dict, loss, size: int, photos: int) -> dict:
-    """Evaluate every run's snapshots on the held-out photos and chart them (``--out-dir``/add_style_curve.png)."""
-    from multistyle.images import load_image
+def _write_curves(args: argparse.Namespace, curves: dict) -> dict:
+    """Evaluate every run's snapshots on its painting's held-out photos and chart them
+    (``--out-dir``/add_style_curve.png)."""
     from multistyle.plots import curves_plot
 
     out: dict[str, tuple[list[float], list[float]]] = {}
-    for label, (snapshots, base) in curves.items():
-        name = label.rsplit(" ", 1)[0]
-        held_out = HeldOut(loss, load_image(DATA / "styles" / f"{name}.jpg", max_size=256), size, photos)
+    for label, (snapshots, base, held_out) in curves.items():
         net = copy.deepcopy(base.net)
         net.append_styles(1)
         out[label] = curve(net, snapshots, held_out, every=10 if label.endswith("legacy") else 1)

@@ -156,14 +156,13 @@ def plot_results(results: dict, out_dir: Path) -> None:
 def bench_webcam(args: argparse.Namespace) -> dict:
     """Webcam pipeline FPS (model only, and end to end from the test clip through the threaded pipeline incl.
     flicker reduction), and the flicker metric with and without flicker reduction."""
-    import cv2
-
     from multistyle.styles import style_weights
     from multistyle.stylizer import get_stylizer
     from multistyle.video.flicker import flicker_metric
     from multistyle.video.frames import FrameSettings, FrameStylizer
     from multistyle.video.pipeline import run_pipeline
-    from multistyle.video.sources import resize_for_processing
+
+    from .flicker import clip_frames
 
     clip = DATA / "video" / "bunny.mp4"
     frames_n = effort(args, 45, 30, 3)
@@ -181,14 +180,7 @@ def bench_webcam(args: argparse.Namespace) -> dict:
     print(table("Webcam pipeline (bunny.mp4 frames resized to each resolution; end to end = decode + stylize + "
                 "flicker reduction, threaded)", ["device", "resolution", "model-only fps", "end-to-end fps"],
                 [[r["device"], r["resolution"], r["model_fps"], r["end_to_end_fps"]] for r in rows]))
-    cap = cv2.VideoCapture(str(clip))
-    frames = []
-    while len(frames) < effort(args, 72, 24, 3):
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(resize_for_processing(frame, effort(args, 320, 320, 64)))
-    cap.release()
+    frames = clip_frames(effort(args, 72, 24, 3), effort(args, 320, 320, 64))
     stylizer = get_stylizer(args.model, devices(args)[-1])
     flicker_rows = []
     for name in effort(args, stylizer.names[::4], stylizer.names[:2], stylizer.names[:1]):

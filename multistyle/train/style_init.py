@@ -10,7 +10,7 @@ import math
 import torch
 
 from ..images import resize_long_side
-from ..loss import LossConfig, PerceptualLoss, StyleTargets
+from ..loss import LossConfig, PerceptualLoss
 from ..modelfile import ModelFile
 from ..nets import StyleBankNet
 
@@ -57,7 +57,7 @@ def blend_weights(model: ModelFile, loss_fn: PerceptualLoss, painting: torch.Ten
     device = next(loss_fn.vgg.parameters()).device
     images = [resize_long_side(s.painting.permute(2, 0, 1)[None].float() / 255.0, size) for s in model.styles]
     images.append(resize_long_side(painting.float().cpu(), size))
-    grams = StyleTargets.compute(loss_fn.vgg, [i.to(device) for i in images], loss_fn.config.style_layers).grams
+    grams = loss_fn.style_targets([i.to(device) for i in images]).grams  # disk-cached: the stored paintings repeat
     features = gram_features({k: v.cpu() for k, v in grams.items()}, loss_fn.config)
     weights = nnls(features[:-1].T, features[-1])
     if not float(weights.sum()) > 0:
