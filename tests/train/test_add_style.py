@@ -14,7 +14,7 @@ from multistyle.loss import PerceptualLoss
 from multistyle.modelfile import PACKAGED_CONTENT, PACKAGED_MODEL, get_model, load_model
 from multistyle.refine import model_loss
 from multistyle.stylizer import pad_to_multiple
-from multistyle.train.add_style import PRESETS, add_style, learn_style, preset
+from multistyle.train.add_style import PRESETS, _content_photos, add_style, learn_style, preset
 from multistyle.train.loop import TrainConfig, train
 
 
@@ -83,6 +83,31 @@ def test_learn_style_leaves_the_given_model_alone_and_records_the_recipe():
     assert isinstance(model_loss(model, "cpu"), PerceptualLoss)
 
 
+def test_the_photos_are_whole_frames_at_the_judged_scale_grouped_by_shape():
+    """fast/best train on each photo whole (3:2 or 2:3, long side = size, as styles are used and judged); legacy on
+    centre squares."""
+    groups = _content_photos([PACKAGED_CONTENT], preset("fast", size=64))
+    shapes = sorted(tuple(g.shape) for g in groups)
+    assert shapes == [(1, 3, 64, 40), (5, 3, 40, 64)]  # five landscape packaged photos, one portrait (sailboats)
+    [square] = _content_photos([PACKAGED_CONTENT], preset("legacy", size=64))
+    assert square.shape == (16, 3, 64, 64)  # 16 picks of the 6 photos, with replacement
+    assert all(0 <= float(g.min()) and float(g.max()) <= 1 for g in groups)
+
+
+@pytest.mark.parametrize("precision, precondition", [("fp32", False), ("bf16", True)])
+def test_lbfgs_lowers_the_loss_in_either_precision(precision, precondition):
+    """The L-BFGS stages (bf16 autocast or fp32, with or without the spread preconditioner) bring the training loss
+    well below the warm start's, and the run records what it used."""
+    model = get_model(PACKAGED_MODEL)
+    painting = load_image(STYLES / "mondrian_tableau_2.jpg", max_size=128)
+    totals = []
+    config = preset("fast", steps=8, size=64, low_res_share=0, precision=precision, precondition=precondition)
+    learned = learn_style(model, painting, [PACKAGED_CONTENT], "mondrian2", "", config,
+                          progress=lambda i, n, rec: totals.append(rec["total"]))
+    assert len(totals) == 8 and min(totals[1:]) < 0.8 * totals[0], totals
+    assert learned.styles[-1].training["precision"] == precision
+
+
 @pytest.mark.parametrize("which, quality", [("tiny v1", "legacy"), ("packaged v2", "fast")])
 def test_add_style_keeps_old_styles_bit_identical(which, quality, tiny_model, tmp_path):
     model_file = tiny_model if which == "tiny v1" else PACKAGED_MODEL
@@ -112,7 +137,7 @@ def test_add_style_keeps_old_styles_bit_identical(which, quality, tiny_model, tm
 def test_add_style_script_and_errors(tiny_model, tmp_path):
     out = tmp_path / "user.safetensors"
     args = ["--model", str(tiny_model), "--out", str(out), "--steps", "2", "--size", "32", "--batch", "2",
-            "--name", "My Scream!", "--quality", "best"]
+            "--name", "My Scream!", "--quality", "best", "--precision", "fp32"]
     result = run_cli(str(STYLES / "the_scream.jpg"), *args, module=str(ROOT / "train" / "add_style.py"))
     assert result.returncode == 0, result.stderr.decode()
     assert load_model(out)[0].style_names[-1] == "my_scream"
