@@ -279,18 +279,40 @@ def bench_webcam_models(args: argparse.Namespace) -> dict:
     return {"webcam_models": rows}
 
 
-def bench_webcam_stages(args: argparse.Namespace) -> dict:
-    """Per-stage milliseconds of the webcam pipeline on bunny.mp4: capture (decode), upload, model, download, flow
-    (flicker reduction), display + encode (HUD, upscale to 960 px, MP4 write); GPU work synchronised per stage."""
+def webcam_pipeline(stylizer, device: str, size: int, frames: int, flicker: bool = True, timer=None):
+    """The headless webcam app's pipeline on bunny.mp4 (style 0, the flow reducer on or off; display = upscale to
+    960 px + HUD, plus an MP4 write) → the pipeline's stats (``fps``)."""
     import cv2
 
     from multistyle.apps.webcam import Controls, draw_hud
-    from multistyle.stylizer import get_stylizer
-    from multistyle.video.frames import FrameStylizer, StageTimer
+    from multistyle.video.frames import FrameStylizer
     from multistyle.video.pipeline import run_pipeline
     from multistyle.video.recorder import VideoRecorder
 
-    clip = DATA / "video" / "bunny.mp4"
+    controls = Controls.for_style(stylizer.names, flicker=flicker)
+    process = FrameStylizer(stylizer, controls, size, timer)
+    with tempfile.TemporaryDirectory() as tmp:
+        recorder = VideoRecorder(Path(tmp) / "out.mp4", 24)
+
+        def sink(_small, stylized) -> bool:
+            h, w = stylized.shape[:2]
+            shown = cv2.resize(stylized, (960, round(960 * h / w)), interpolation=cv2.INTER_LINEAR)
+            draw_hud(shown, controls, 0.0, device)
+            recorder.write(stylized)
+            return True
+
+        stats = run_pipeline(str(DATA / "video" / "bunny.mp4"), process.stages(), sink, frames, log=lambda _m: None,
+                             timer=timer)
+        recorder.close()
+    return stats
+
+
+def bench_webcam_stages(args: argparse.Namespace) -> dict:
+    """Per-stage milliseconds of the webcam pipeline on bunny.mp4: capture (decode), upload, model, download, flow
+    (flicker reduction), display + encode (HUD, upscale to 960 px, MP4 write); GPU work synchronised per stage."""
+    from multistyle.stylizer import get_stylizer
+    from multistyle.video.frames import StageTimer
+
     rows = []
     for device in devices(args):
         stylizer = get_stylizer(args.model, device)
@@ -299,21 +321,7 @@ def bench_webcam_stages(args: argparse.Namespace) -> dict:
             sizes = (320, 640, 1280)
         for size in sizes:
             timer = StageTimer(sync=True)
-            controls = Controls.for_style(stylizer.names, flicker=True)
-            process = FrameStylizer(stylizer, controls, size, timer)
-            with tempfile.TemporaryDirectory() as tmp:
-                recorder = VideoRecorder(Path(tmp) / "out.mp4", 24)
-
-                def sink(_small, stylized, controls=controls, device=device, recorder=recorder) -> bool:
-                    h, w = stylized.shape[:2]
-                    shown = cv2.resize(stylized, (960, round(960 * h / w)), interpolation=cv2.INTER_LINEAR)
-                    draw_hud(shown, controls, 0.0, device)
-                    recorder.write(stylized)
-                    return True
-
-                stats = run_pipeline(str(clip), process.stages(), sink, effort(args, 60, 30, 4), log=lambda _m: None,
-                                     timer=timer)
-                recorder.close()
+            stats = webcam_pipeline(stylizer, device, size, effort(args, 60, 30, 4), timer=timer)
             ms = timer.mean_ms(skip=effort(args, 5, 3, 0))
             rows.append({"device": device, "size": size, **{k: ms.get(k, math.nan) for k in STAGES},
                          "fps": stats.fps})
