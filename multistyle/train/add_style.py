@@ -181,7 +181,8 @@ def learn_style(model: ModelFile, style: torch.Tensor, content: Sequence[str | o
     _check_old_styles(net, before)
     training = {"added_by": "add_style", "steps": config.steps, "size": config.size, "style_size": style_size,
                 "optimizer": config.optimizer, "init": config.init, "frame": config.frame,
-                "precision": "bf16" if uses_bf16(config, device) else "fp32", "seconds": round(time.perf_counter() - start, 1),
+                "precision": "bf16" if uses_bf16(config, device) else "fp32",
+                "seconds": round(time.perf_counter() - start, 1),
                 "final": {k: record[k] for k in ("content", "style", "tv", "total") if k in record}}
     if weights is not None:
         training["blend"] = {model.style_names[i]: round(float(w), 4) for i, w in enumerate(weights) if w > 0}
