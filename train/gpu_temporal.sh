@@ -53,6 +53,6 @@ run_bench() {  # seconds, bench arguments...
   timeout "$seconds" python3 -m benchmarks "$@" --out-dir runs/gpu/bench >> "$REPORT" 2>&1 \
     || echo "(exit $?)" >> "$REPORT"
 }
-run_bench 120 flicker $QUICK --compare "${models[@]}"
+run_bench 150 flicker --quick $QUICK --compare "${models[@]}"
 run_bench 100 quality --device "$DEVICE" $QUICK --compare "${models[@]}"
 echo "total: $(( $(date +%s) - started )) s" >> "$REPORT"
