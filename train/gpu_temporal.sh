@@ -13,19 +13,11 @@
 set -u
 OUT=${OUT:?set OUT to the results folder}
 DEVICE=${DEVICE:-cuda}
-MIN1=${MIN1:-4}
-MIN2=${MIN2:-1.5}
+MIN1=${MIN1:-3}
+MIN2=${MIN2:-1}
 QUICK=${QUICK:-}
 WEIGHTS=${WEIGHTS:-30 100}
-mkdir -p "$OUT" runs/gpu
-if ls carry/wheels/*.whl >/dev/null 2>&1 && ! python3 -c "import kornia" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site carry/wheels/*.whl
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} MULTISTYLE_DATA=$PWD/carry MULTISTYLE_TEST_DATA=$PWD/carry \
-  MULTISTYLE_VGG_WEIGHTS=$PWD/carry/vgg19_fp16.safetensors PYTHONUNBUFFERED=1
-REPORT=$OUT/report.md
-{ date -u; nvidia-smi -L 2>/dev/null; python3 -c "import torch; print('torch', torch.__version__)"; } >> "$REPORT"
+source "$(dirname "$0")/gpu_env.sh"
 
 COMMON=(--device "$DEVICE" --teacher v2 --content-dir carry/train --eval-dir carry/content --resume --size 256
         --batch 16 --workers 6 --checkpoint-minutes 1 --perceptual-weight 1 --distill-weight 0.5)
@@ -46,13 +38,6 @@ for weight in $WEIGHTS; do
   cp "runs/gpu/temporal$weight.safetensors" "$OUT/"; tail -3 "$OUT/temporal$weight.log" >> "$REPORT"
 done
 
-run_bench() {  # seconds, bench arguments...
-  local seconds=$1
-  shift
-  echo "## python -m benchmarks $*" >> "$REPORT"
-  timeout "$seconds" python3 -m benchmarks "$@" --out-dir runs/gpu/bench >> "$REPORT" 2>&1 \
-    || echo "(exit $?)" >> "$REPORT"
-}
 run_bench 150 flicker --quick $QUICK --compare "${models[@]}"
 run_bench 100 quality --device "$DEVICE" $QUICK --compare "${models[@]}"
 echo "total: $(( $(date +%s) - started )) s" >> "$REPORT"

@@ -17,15 +17,7 @@ MIN1=${MIN1:-5}
 MIN2=${MIN2:-1.5}
 QUICK=${QUICK:-}
 RECIPES=${RECIPES:-B C}
-mkdir -p "$OUT" runs/gpu
-if ls carry/wheels/*.whl >/dev/null 2>&1 && ! python3 -c "import kornia" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site carry/wheels/*.whl
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} MULTISTYLE_DATA=$PWD/carry MULTISTYLE_TEST_DATA=$PWD/carry \
-  MULTISTYLE_VGG_WEIGHTS=$PWD/carry/vgg19_fp16.safetensors PYTHONUNBUFFERED=1
-REPORT=$OUT/report.md
-{ date -u; nvidia-smi -L 2>/dev/null; python3 -c "import torch; print('torch', torch.__version__)"; } >> "$REPORT"
+source "$(dirname "$0")/gpu_env.sh"
 
 COMMON=(--device "$DEVICE" --content-dir carry/train --eval-dir carry/content --resume --size 192 --batch 16
         --workers 6 --checkpoint-minutes 1)
@@ -51,13 +43,6 @@ wait
 echo "training: $(( $(date +%s) - started )) s" >> "$REPORT"
 for name in $RECIPES; do cp "runs/gpu/$name.train.safetensors" "$OUT/"; tail -3 "$OUT/$name.log" >> "$REPORT"; done
 
-run_bench() {  # seconds, bench arguments...
-  local seconds=$1
-  shift
-  echo "## python -m benchmarks $*" >> "$REPORT"
-  timeout "$seconds" python3 -m benchmarks "$@" --out-dir runs/gpu/bench >> "$REPORT" 2>&1 \
-    || echo "(exit $?)" >> "$REPORT"
-}
 # v1 as the base row; the shipped v2 and the new candidates against the same Gatys runs
 run_bench 100 quality --device "$DEVICE" $QUICK --model v1 --compare multistyle/assets/default.safetensors "${models[@]}"
 run_bench 45 stylize --device "$DEVICE" --quick $QUICK
