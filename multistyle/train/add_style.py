@@ -204,7 +204,7 @@ def _content_photos(content: Sequence[str | os.PathLike], config: AddStyleConfig
         else:
             picks = torch.randperm(len(dataset), generator=generator)[: config.crops]
         return [torch.stack([resize_long_side(dataset[int(i)][None], config.size)[0] for i in picks])]
-    short = max(8, round(config.size * 2 / 3 / 8) * 8)
+    short = max(16, round(config.size * 2 / 3 / 8) * 8)  # VGG's deepest style layer needs 16 px
     groups: dict[tuple[int, int], list[torch.Tensor]] = {}
     for i in torch.randperm(len(files), generator=generator)[: config.crops]:
         img = open_rgb(files[int(i)])
@@ -252,11 +252,11 @@ def _fine_tune(net, tables, new: int, loss_fn: PerceptualLoss, photos: list[torc
     done, record = 0, {}
     device = photos[0].device
     grams = targets.select(torch.zeros(1, dtype=torch.long))
+    bf16 = uses_bf16(config, device)
+    precision = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
     for size, steps in config.levels():
         groups = [(g if size == config.size else _scaled(g, size / config.size)).contiguous(
             memory_format=torch.channels_last) for g in photos]
-        bf16 = uses_bf16(config, device)
-        precision = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
         with torch.no_grad(), precision():
             content = [{k: v.float() for k, v in loss_fn.content_targets(g).items()} for g in groups]
         stage = _Stage(groups, content, grams, new, precision)
