@@ -39,16 +39,25 @@ def line_figure(x: Sequence[float], series: Mapping[str, Sequence[float]], title
                 size: tuple[int, int] = (640, 360), x_label: str = "", y_label: str = "",
                 log_x: bool = False) -> Figure:
     """Line chart of ``series`` (name → y values aligned with ``x``; NaN/None gaps are skipped)."""
+    return curves_figure({name: (x, values) for name, values in series.items()}, title, log_y, size, x_label,
+                         y_label, log_x, markers_below=12)
+
+
+def curves_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str = "",
+                  log_y: bool = False, size: tuple[int, int] = (640, 360), x_label: str = "", y_label: str = "",
+                  log_x: bool = False, markers_below: int = 30) -> Figure:
+    """Line chart of curves that each have their own x values (name → (xs, ys)), e.g. loss against seconds for
+    recipes that log at different times; curves with fewer than ``markers_below`` points get markers."""
     fig, ax = _new_figure(size)
-    for name, values in series.items():
-        xs, ys = _finite(x, values, log_y)
-        ax.plot(xs, ys, label=name, marker="o" if len(xs) < 12 else None, markersize=3, linewidth=1.5)
+    for name, (x, y) in curves.items():
+        xs, ys = _finite(x, y, log_y)
+        ax.plot(xs, ys, label=name, marker="o" if len(xs) < markers_below else None, markersize=3, linewidth=1.5)
     ax.set(title=title, xlabel=x_label, ylabel=y_label)
     if log_y:
         ax.set_yscale("log")
     if log_x:
         ax.set_xscale("log")
-    if len(series) > 1:
+    if len(curves) > 1:
         ax.legend(fontsize="small", loc="best")
     return fig
 
@@ -62,18 +71,8 @@ def line_plot(x: Sequence[float], series: Mapping[str, Sequence[float]], path: s
 
 def curves_plot(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str | Path, title: str = "",
                 log_y: bool = False, size: tuple[int, int] = (640, 360), x_label: str = "", y_label: str = "") -> Path:
-    """Write a PNG chart of curves that each have their own x values (name → (xs, ys)), e.g. loss against seconds
-    for recipes that log at different times."""
-    fig, ax = _new_figure(size)
-    for name, (xs, ys) in curves.items():
-        xs, ys = _finite(xs, ys, log_y)
-        ax.plot(xs, ys, label=name, marker="o" if len(xs) < 30 else None, markersize=3, linewidth=1.5)
-    ax.set(title=title, xlabel=x_label, ylabel=y_label)
-    if log_y:
-        ax.set_yscale("log")
-    if len(curves) > 1:
-        ax.legend(fontsize="small", loc="best")
-    return save_figure(fig, path)
+    """Write a PNG chart of curves with their own x values (see :func:`curves_figure`)."""
+    return save_figure(curves_figure(curves, title, log_y, size, x_label, y_label), path)
 
 
 def ema(values: Sequence[float], smoothing: float = 0.98) -> list[float]:

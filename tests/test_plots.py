@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from multistyle.plots import (
+    curves_figure,
     ema,
     latency_figure,
     line_plot,
@@ -72,3 +73,12 @@ def test_line_plot_writes_a_real_chart(tmp_path):
     assert 250 <= image.shape[0] <= 350 and 350 <= image.shape[1] <= 450
     assert (image < 128).any() and (image > 250).mean() > 0.5  # ink on a mostly white page
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_curves_figure_keeps_each_curves_own_x_values_and_drops_non_positive_points_on_a_log_axis():
+    fig = curves_figure({"fast": ([1.0, 2.0, 3.0], [9.0, 4.0, 0.0]), "slow": ([5.0, 50.0], [8.0, 2.0])},
+                        "loss against seconds", log_y=True)
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["fast"].get_xdata()) == [1.0, 2.0] and list(lines["slow"].get_xdata()) == [5.0, 50.0]
+    assert ax.get_yscale() == "log" and ax.get_legend() is not None
