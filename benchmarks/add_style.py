@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .kit import DATA, effort, register, table
+from .kit import DATA, effort, register, render, table
 
 PAINTINGS = ("starry_night", "mondrian_tableau_2", "the_scream")  # near the bank, far from it, in between
 HELD_OUT = ("chelsea_cat.jpg", "coffee.jpg", "tubingen.jpg")  # DATA/content photos not among the packaged ones
@@ -44,7 +44,7 @@ class HeldOut:
     def __call__(self, net, index: int) -> float:
         total = 0.0
         for photo, feats in zip(self.photos, self.feats):
-            total += float(self.loss(_render(net, index, photo), feats, self.grams).total)
+            total += float(self.loss(render(net, index, photo), feats, self.grams).total)
         return total / len(self.photos)
 
 
@@ -115,13 +115,13 @@ def bench_add_style(args: argparse.Namespace) -> dict:
         joint = held_out(model.net, index)
         teacher = gatys_loss(loss, painting, held_out, effort(args, 100, 30, 2))
         photo = held_out.photos[-1]
-        tiles += [(name, painting), (f"joint row {joint:.3g}", _render(model.net, index, photo))]
+        tiles += [(name, painting), (f"joint row {joint:.3g}", render(model.net, index, photo))]
         for quality in RECIPES:
             row, snapshots = run_recipe(base, painting, quality, args)
             learned = row.pop("net")
             new = held_out(learned, model.net.num_styles - 1)
             label = f"{quality} {row['seconds']:.0f}s {new:.3g}"
-            tiles.append((label, _render(learned, model.net.num_styles - 1, photo)))
+            tiles.append((label, render(learned, model.net.num_styles - 1, photo)))
             rows.append({"painting": name, "recipe": quality, **row, "held_out": new, "joint": joint,
                          "gatys": teacher, "vs_joint": new / joint, "vs_gatys": new / teacher})
             curves[f"{name} {quality}"] = (snapshots, base, held_out)
@@ -146,13 +146,6 @@ def bench_add_style(args: argparse.Namespace) -> dict:
     save_image(contact_sheet(tiles, columns=2 + len(RECIPES)), sheet)
     print(f"contact sheet (painting, jointly trained row, then each recipe on a held-out photo) -> {sheet}\n")
     return {"add_style": rows, "add_style_curves": _write_curves(args, curves)}
-
-
-@torch.no_grad()
-def _render(net, index: int, photo: torch.Tensor) -> torch.Tensor:
-    from multistyle.stylizer import pad_to_multiple
-
-    return net(pad_to_multiple(photo)[0], torch.tensor([index]))[..., : photo.shape[-2], : photo.shape[-1]]
 
 
 def _write_curves(args: argparse.Namespace, curves: dict) -> dict:

@@ -13,7 +13,7 @@ import torch
 
 from multistyle.nets import StyleNet
 
-from .kit import DATA, HELD_OUT, devices, effort, register, table
+from .kit import DATA, HELD_OUT, devices, effort, register, render, table
 
 RESOLUTIONS = [(320, 240), (640, 480), (1280, 720)]
 
@@ -107,14 +107,14 @@ def bench_quality(args: argparse.Namespace) -> dict:
         for photo_file in photos:
             photo = load_image(photo_file, max_size=size).to(device)
             with torch.no_grad():
+                feats = loss.content_targets(photo)
                 for i, net in enumerate(nets):
-                    out = net(_pad4(photo), torch.tensor([index], device=device))[..., : photo.shape[-2], : photo.shape[-1]]
-                    net_totals[i] += float(loss(out, loss.content_targets(photo), grams).total)
+                    net_totals[i] += float(loss(render(net, index, photo), feats, grams).total)
             config = GatysConfig(size=size, steps=effort(args, 100, 20, 2), style_scale=style_size / size,
                                  loss=loss_cfg)
             result = stylize_gatys(photo, [style_image], config, loss=loss, device=device)
             with torch.no_grad():
-                teacher_total += float(loss(result.image.to(device), loss.content_targets(photo), grams).total)
+                teacher_total += float(loss(result.image.to(device), feats, grams).total)
         row = {"style": style.name, "network_loss": net_totals[0] / len(photos),
                "gatys_loss": teacher_total / len(photos), "ratio": net_totals[0] / teacher_total}
         for (name, _), total in zip(others, net_totals[1:]):
@@ -130,12 +130,6 @@ def bench_quality(args: argparse.Namespace) -> dict:
             print(f"median ratio {median:.3g} ({label}, {len(rows)} styles, {device})")
         print()
     return {"quality": rows}
-
-
-def _pad4(x: torch.Tensor) -> torch.Tensor:
-    from multistyle.stylizer import pad_to_multiple
-
-    return pad_to_multiple(x)[0]
 
 
 def plot_results(results: dict, out_dir: Path) -> None:

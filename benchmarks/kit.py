@@ -112,3 +112,12 @@ def style_path(name: str = "starry_night") -> Path:
     if not path.is_file():
         raise SystemExit(f"error: {path} not found; set MULTISTYLE_DATA to the folder holding styles/")
     return path
+
+
+@torch.no_grad()
+def render(net, index: int, photo: torch.Tensor) -> torch.Tensor:
+    """Style ``index`` of ``net`` on ``photo`` [1, 3, H, W]: padded to the net's multiple, run, cropped back."""
+    from multistyle.stylizer import pad_to_multiple
+
+    out = net(pad_to_multiple(photo)[0], torch.tensor([index], device=photo.device))
+    return out[..., : photo.shape[-2], : photo.shape[-1]]
