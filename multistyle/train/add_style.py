@@ -174,14 +174,15 @@ def learn_style(model: ModelFile, style: torch.Tensor, content: Sequence[str | o
             on_step(net, new, record)
             if progress is not None:
                 progress(step, total, record)
-    record = _fine_tune(net, tables, new, loss_fn, photos, targets, config, start, report)
+    bf16 = uses_bf16(config, device)
+    record = _fine_tune(net, tables, new, loss_fn, photos, targets, config, bf16, start, report)
     for p in net.parameters():
         p.requires_grad_(False)
     net.eval()
     _check_old_styles(net, before)
     training = {"added_by": "add_style", "steps": config.steps, "size": config.size, "style_size": style_size,
                 "optimizer": config.optimizer, "init": config.init, "frame": config.frame,
-                "precision": "bf16" if uses_bf16(config, device) else "fp32",
+                "precision": "bf16" if bf16 else "fp32",
                 "seconds": round(time.perf_counter() - start, 1),
                 "final": {k: record[k] for k in ("content", "style", "tv", "total") if k in record}}
     if weights is not None:
@@ -230,15 +231,29 @@ class _Stage:
     content: list[dict[str, torch.Tensor]]
     grams: dict[str, torch.Tensor]
     index: int  # the new style's row
-    precision: Callable
+    bf16: bool  # loss evaluations under bf16 autocast
+
+    @classmethod
+    def build(cls, photos: list[torch.Tensor], factor: float, loss_fn: PerceptualLoss, grams: dict[str, torch.Tensor],
+              index: int, bf16: bool) -> "_Stage":
+        """``photos`` scaled by ``factor`` (channels-last), their content features computed once."""
+        groups = [(g if factor == 1 else _scaled(g, factor)).contiguous(memory_format=torch.channels_last)
+                  for g in photos]
+        stage = cls(groups, [], grams, index, bf16)
+        with torch.no_grad(), stage.autocast():
+            stage.content = [{k: v.float() for k, v in loss_fn.content_targets(g).items()} for g in groups]
+        return stage
 
     @property
     def count(self) -> int:
         return sum(len(g) for g in self.groups)
 
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.groups[0].device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
     def loss(self, net, loss_fn: PerceptualLoss, group: int, idx: torch.Tensor):
         """The perceptual loss terms (mean over ``idx``) of photos ``idx`` of group ``group``."""
-        with self.precision():
+        with self.autocast():
             labels = torch.full((len(idx),), self.index, device=self.groups[group].device)
             grams = {k: v.expand(len(idx), *v.shape[1:]) for k, v in self.grams.items()}
             return loss_fn(net(self.groups[group][idx], labels), {k: v[idx] for k, v in self.content[group].items()},
@@ -246,21 +261,13 @@ class _Stage:
 
 
 def _fine_tune(net, tables, new: int, loss_fn: PerceptualLoss, photos: list[torch.Tensor], targets: StyleTargets,
-               config: AddStyleConfig, start: float, progress: ProgressFn | None) -> dict[str, float]:
-    """Every stage of ``config.levels()`` with its optimiser; returns the last step's record. The content features
-    of each stage's photos are computed once."""
+               config: AddStyleConfig, bf16: bool, start: float, progress: ProgressFn | None) -> dict[str, float]:
+    """Every stage of ``config.levels()`` with its optimiser; returns the last step's record."""
     done, record = 0, {}
-    device = photos[0].device
     grams = targets.select(torch.zeros(1, dtype=torch.long))
-    bf16 = uses_bf16(config, device)
-    precision = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
+    run = _lbfgs_stage if config.optimizer == "lbfgs" else _adam_stage
     for size, steps in config.levels():
-        groups = [(g if size == config.size else _scaled(g, size / config.size)).contiguous(
-            memory_format=torch.channels_last) for g in photos]
-        with torch.no_grad(), precision():
-            content = [{k: v.float() for k, v in loss_fn.content_targets(g).items()} for g in groups]
-        stage = _Stage(groups, content, grams, new, precision)
-        run = _lbfgs_stage if config.optimizer == "lbfgs" else _adam_stage
+        stage = _Stage.build(photos, size / config.size, loss_fn, grams, new, bf16)
         done, record = run(net, tables, loss_fn, stage, config, steps, done, start, progress)
         if _over_budget(config, start):
             break
