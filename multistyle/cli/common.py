@@ -71,26 +71,25 @@ def positive_int(text: str) -> int:
     return value
 
 
-def nonneg_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
+def _finite_float(text: str, positive: bool) -> float:
+    """argparse type: a finite number, > 0 (``positive``) or >= 0."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value >= 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
+    if not ((value > 0 if positive else value >= 0) and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number {'>' if positive else '>='} 0")
     return value
+
+
+def nonneg_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _finite_float(text, positive=False)
 
 
 def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text}")
-    return value
+    """argparse type: a finite number > 0."""
+    return _finite_float(text, positive=True)
 
 
 def model_options(p: argparse.ArgumentParser) -> None:

@@ -204,8 +204,7 @@ def run_distill(args: argparse.Namespace) -> int:
 
     bar, bar_progress = tqdm_progress(config.steps, "distill")
     model = distill(resolve_model_path(args.teacher), list_images(args.content_dir), args.out, config,
-                    resume=args.resume,
-                    eval_dir=args.eval_dir, cpu_budget=args.cpu_budget,
+                    resume=args.resume, eval_dir=args.eval_dir, cpu_budget=args.cpu_budget,
                     wall_budget=None if args.minutes is None else args.minutes * 60,
                     progress=log_progress(bar, bar_progress, 100), log=bar.write, device=pick_device(args.device))
     bar.close()
