@@ -286,7 +286,8 @@ def _add_style_tab(host: DemoHost, session):
             painting = gr.Image(type="filepath", label="Painting")
             name = gr.Textbox(label="Name", placeholder="my_painting")
             steps = gr.Slider(1, MAX_ADD_STEPS, value=PRESETS["fast"].steps, step=1,
-                              label="Steps (more: closer to the painting, slower; each takes a second or two)")
+                              label=f"Steps (at most: the run stops after {PRESETS['fast'].time_budget:.0f} s "
+                                    "anyway; fewer: quicker, further from the painting)")
             run = gr.Button("Learn this style", variant="primary", elem_id="add-style-button")
         with gr.Column():
             message = gr.Markdown(elem_id="add-style-message")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # imported where used: the CLI's option parser imports this m
     from ..stylizer import Stylizer
 
 MAX_ADDED_STYLES = 3  # styles one session may add (each is a copy of the network: ~2 MB)
-MAX_ADD_STEPS = 200  # the steps slider's top (Gradio refuses larger values, from the API too)
+MAX_ADD_STEPS = 1000  # the steps slider's top (Gradio refuses larger values, from the API too); fast stops at 25 s
 SESSION_TTL = 3600  # seconds a session outlives its last event (gr.State time_to_live)
 
 

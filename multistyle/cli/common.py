@@ -46,13 +46,15 @@ def run_guarded(job: Callable[[], int]) -> int:
 
 
 def tqdm_progress(total: int, desc: str):
-    """A tqdm bar and a progress callback ``(step, total, losses)`` that advances it."""
+    """A tqdm bar and a progress callback ``(step, total, losses)`` that advances it (``total`` may change)."""
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=desc, unit="it", dynamic_ncols=True, disable=None)
     shown = {"n": 0}
 
-    def progress(step: int, _total: int, record: dict) -> None:
+    def progress(step: int, now_total: int, record: dict) -> None:
+        if now_total != bar.total:  # a run that a time budget ends early says so as it goes
+            bar.total = now_total
         bar.update(step - shown["n"] if shown["n"] else step - bar.n)
         shown["n"] = step
         bar.set_postfix({k: f"{record[k]:.3g}" for k in ("content", "style", "tv") if k in record}, refresh=False)

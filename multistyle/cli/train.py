@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 
-from .common import nonneg_float, positive_int, tqdm_progress
+from .common import nonneg_float, positive_float, positive_int, tqdm_progress
 
 TRAIN_DESCRIPTION = """Train the multi-style network (v1 architecture) against the Gatys teacher's VGG19 loss.
 
@@ -224,16 +225,18 @@ def add_style_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="where to write the extended model (default: your user model file)")
     p.add_argument("--name", help="style name (default: the file name)")
     p.add_argument("--quality", choices=tuple(PRESETS), default="fast",
-                   help="fast (default, ~30 s on 2 CPU cores): warm start from the closest blend of the existing "
-                        f"styles, then up to {fast.steps} L-BFGS evaluations in {fast.time_budget:.0f} s; best: "
-                        f"{PRESETS['best'].steps} evaluations, more of them at full size (~1.5 min); legacy: the old "
-                        "recipe (mean start, 200 Adam steps, 5+ minutes)")
-    p.add_argument("--steps", type=positive_int, help="optimiser steps / L-BFGS evaluations (default: the preset's)")
-    p.add_argument("--size", type=positive_int, help="training crop size, multiple of 8 (default 256)")
-    p.add_argument("--batch", type=positive_int, help="crops per forward pass (default: the preset's)")
-    p.add_argument("--lr", type=float, help="learning rate (default: 1 for L-BFGS, 0.03 for Adam)")
+                   help="fast (default, under 30 s on 2 CPU cores): warm start from the closest blend of the existing "
+                        "styles, a few L-BFGS evaluations at 64 px, then Adam one photo per step at 128 and 256 px "
+                        f"until {fast.time_budget:.0f} s; best: the same {fast.steps} steps without the time limit "
+                        "(~1.5 min); legacy: the old recipe (mean start, 200 Adam steps, 5+ minutes)")
+    p.add_argument("--steps", type=positive_int, help=f"optimiser steps over all sizes (default {fast.steps}; the "
+                                                      "preset's time budget may end the run sooner)")
+    p.add_argument("--size", type=positive_int, help="photo size of the last stage, multiple of 8 (default 256)")
+    p.add_argument("--batch", type=positive_int, help="photos per Adam step (default: the preset's)")
+    p.add_argument("--lr", type=positive_float, help=f"Adam's learning rate (default {fast.lr}; it decays to "
+                                                     f"{fast.lr_decay:g}x by the end)")
     p.add_argument("--time-budget", type=nonneg_float, metavar="SECONDS",
-                   help="stop training after this many seconds and keep the best rows so far")
+                   help="stop training after this many seconds and keep the rows reached (0: no limit)")
     p.add_argument("--content-dir", nargs="+", help="photos to train on (default: photos packaged with multistyle)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="auto (default): bf16 where the CPU computes it natively (AVX-512 BF16/AMX, ~1.7x faster), "
@@ -254,6 +257,8 @@ def run_add_style(args: argparse.Namespace) -> int:
         raise ValueError("refusing to overwrite the packaged model; give another --out")
     config = preset(args.quality, steps=args.steps, size=args.size, batch=args.batch, lr=args.lr,
                     time_budget=args.time_budget or None, precision=args.precision)
+    if args.time_budget == 0:
+        config = replace(config, time_budget=None)
     bar, progress = tqdm_progress(config.steps, "add-style")
     result = add_style(args.style, model, out, args.content_dir or [PACKAGED_CONTENT], args.name, config,
                        pick_device(args.device), progress)

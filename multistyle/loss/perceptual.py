@@ -222,6 +222,35 @@ class PerceptualLoss(nn.Module):
         make = StyleTargets.cached if cache else StyleTargets.compute
         return make(self.vgg, images, self.config.style_layers, names)
 
+    @torch.no_grad()
+    def trimmed(self, image: torch.Tensor, content_targets: Mapping[str, torch.Tensor],
+                style_grams: Mapping[str, torch.Tensor], threshold: float) -> "PerceptualLoss":
+        """This loss without its deepest style layers (those past every content layer, so the loss network can
+        stop earlier) whose weighted terms on ``image`` add up to less than ``threshold`` of its total loss; the
+        same loss network, the kept layers' weights unchanged. ``self`` when nothing is that small."""
+        from dataclasses import replace
+
+        from .networks import get_spec
+
+        cfg = self.config
+        order = get_spec(cfg.loss_net).layers
+        total = float(self(image, content_targets, style_grams).total)
+        feats = self.vgg(image, cfg.style_layers)
+        last_content = max(order.index(layer) for layer in cfg.content_layers)
+        kept = sorted(zip(cfg.style_layers, cfg.layer_weights), key=lambda pair: order.index(pair[0]))
+        dropped = 0.0
+        while len(kept) > 1 and order.index(kept[-1][0]) > last_content:
+            layer, weight = kept[-1]
+            term = cfg.style_weight * weight * float(style_loss(feats, style_grams, (layer,), (1.0,)))
+            if dropped + term >= threshold * total:
+                break
+            dropped += term
+            kept.pop()
+        if len(kept) == len(cfg.style_layers):
+            return self
+        return PerceptualLoss(replace(cfg, style_layers=tuple(l for l, _ in kept),
+                                      style_layer_weights=tuple(w for _, w in kept)), vgg=self.vgg)
+
     def forward(self, image: torch.Tensor, content_targets: Mapping[str, torch.Tensor],
                 style_grams: Mapping[str, torch.Tensor]) -> LossTerms:
         """Weighted loss terms of ``image`` [B, 3, H, W] against content features and Gram targets. The loss

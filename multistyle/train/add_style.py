@@ -2,11 +2,12 @@
 
 Old styles stay bit-identical: their rows never receive a gradient (masked), and are checked after training.
 The recipe (``--quality fast``, the default; MODEL.md, "Adding a style"): the new rows start as the NNLS blend of
-the existing rows that best matches the painting's Gram statistics (:mod:`.style_init`), then full-batch L-BFGS on
-a few thousand parameters (steps scaled by how much each entry varies between the existing styles) over the
-packaged photos, whole, at the scale styles are used at — their VGG content features computed once per
-resolution, half the evaluations at half size, bf16 where the CPU has it — and the best point seen is kept.
-``--quality legacy`` is the recipe before that (mean start, 200 Adam steps), kept for comparison.
+the existing rows that best matches the painting's Gram statistics (:mod:`.style_init`); the optimisers move them
+in steps scaled by how much each entry varies between the existing styles; a few full-batch L-BFGS evaluations
+over the packaged photos at 64 px, then Adam on one whole photo per step (in turn) at 128 and 256 px — the scale
+styles are used at — with a decaying rate, until the time budget. The loss network runs in bf16 where the CPU has
+it and without style layers too deep to matter. ``--quality legacy`` is the recipe before (mean start, 200 Adam
+steps on centre squares), kept for comparison.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from PIL import Image, ImageOps
 
 from ..errors import ModelFileError, StyleError
 from ..images import list_images, load_image, open_rgb, pil_to_tensor, resize_long_side
-from ..loss import PerceptualLoss, StyleTargets
+from ..loss import PerceptualLoss
 from ..modelfile import ModelFile, StyleInfo, load_model, make_painting, make_thumbnail, save_model
 from ..nets import StyleBankNet
 from ..progress import ProgressFn
@@ -42,24 +43,26 @@ PRECISIONS = ("auto", "fp32", "bf16")
 @dataclass
 class AddStyleConfig:
     """Settings of one add-style run (:data:`PRESETS` holds the measured recipes; the defaults are ``fast``'s).
-    ``steps`` are optimiser steps (L-BFGS: loss evaluations over every photo), ``low_res_share`` of them at
-    ``size // 2``, the rest at ``size``. ``time_budget`` (seconds from the start): stop early, keep the best."""
+    ``steps`` are optimiser steps over all stages (an L-BFGS evaluation sees every photo, an Adam step ``batch`` of
+    them), split by ``schedule``: (size divisor, share of the steps, optimiser) per stage, coarse to fine.
+    ``time_budget`` (seconds from the start): stop early (the rows of that moment are kept)."""
 
-    steps: int = 40
+    steps: int = 500
     size: int = 256
-    low_res_share: float = 0.5
+    schedule: tuple[tuple[int, float, str], ...] = ((4, 0.03, "lbfgs"), (2, 0.24, "adam"), (1, 0.73, "adam"))
     init: str = "blend"
-    optimizer: str = "lbfgs"
-    batch: int = 6  # Adam: photos per step; L-BFGS: photos per forward pass (every evaluation sees every photo)
-    lr: float | None = None  # None: 1 for L-BFGS (its line search scales it), 0.03 for Adam
-    crops: int = 16  # content photos used at most (a seeded pick; Adam draws squares with replacement)
+    batch: int = 1  # Adam: photos per step (in turn); L-BFGS: photos per forward pass (each evaluation sees all)
+    lr: float = 0.2  # Adam's learning rate (in the preconditioned coordinates); L-BFGS's line search sets its own
+    lr_decay: float = 0.1  # Adam's rate falls exponentially to lr × lr_decay by the end of the steps or the budget
+    crops: int = 16  # content photos used at most (a seeded pick; all-Adam square runs draw with replacement)
     time_budget: float | None = None
     style_size: int | None = None  # None: what the model was trained with
     seed: int = 0
     frame: str = "whole"  # whole: each photo fitted to 3:2 (2:3) with long side ``size``; square: its centre square
-    precision: str = "auto"  # auto: bf16 autocast where the CPU computes bf16 natively (AVX-512 BF16, AMX), else fp32
-    precondition: bool = True  # L-BFGS steps scaled per entry by its spread over the existing styles
+    precision: str = "auto"  # auto: bf16 autocast of the loss network where the CPU computes bf16 natively
+    precondition: bool = True  # steps scaled per entry by its spread over the existing styles
     history: int = 30  # L-BFGS history (pairs kept)
+    trim: float = 1e-3  # leave out the deepest style layers while their share of the starting loss stays below this
 
     def __post_init__(self) -> None:
         for name, lo, hi in (("steps", 1, 1_000_000), ("size", 16, 4096), ("batch", 1, 1024), ("crops", 1, 10_000),
@@ -69,28 +72,43 @@ class AddStyleConfig:
                 raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
         if self.size % 8:
             raise ValueError(f"size must be a multiple of 8, not {self.size}")
-        if self.lr is not None and not 0 < self.lr < 10:
+        if not 0 < self.lr < 10:
             raise ValueError(f"lr must be in (0, 10), not {self.lr}")
-        if not 0 <= self.low_res_share <= 1:
-            raise ValueError(f"low-res share must be between 0 and 1, not {self.low_res_share}")
-        for name, choices in (("init", INITS), ("optimizer", OPTIMIZERS), ("frame", FRAMES),
-                              ("precision", PRECISIONS)):
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr decay must be in (0, 1], not {self.lr_decay}")
+        if not 0 <= self.trim < 1:
+            raise ValueError(f"trim must be in [0, 1), not {self.trim}")
+        self.schedule = tuple((int(d), float(share), str(opt)) for d, share, opt in self.schedule)
+        if not self.schedule or any(d < 1 or share < 0 or opt not in OPTIMIZERS for d, share, opt in self.schedule) \
+                or not sum(share for _, share, _ in self.schedule) > 0:
+            raise ValueError(f"schedule must be (size divisor ≥ 1, share ≥ 0, one of {', '.join(OPTIMIZERS)}) "
+                             f"stages with some share, not {self.schedule!r}")
+        for name, choices in (("init", INITS), ("frame", FRAMES), ("precision", PRECISIONS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise ValueError(f"time budget must be > 0 seconds, not {self.time_budget}")
 
-    def levels(self) -> list[tuple[int, int]]:
-        """(crop size, steps) of each stage, coarse to fine; stages without steps are left out."""
-        low = round(self.steps * self.low_res_share)
-        return [(s, n) for s, n in ((self.size // 2, low), (self.size, self.steps - low)) if n > 0]
+    def levels(self) -> list[tuple[int, int, str]]:
+        """(photo size, steps, optimiser) of each stage, coarse to fine; the steps add up to ``steps`` and stages
+        without steps are left out."""
+        total = sum(share for _, share, _ in self.schedule)
+        out, done, cumulative = [], 0, 0.0
+        for divisor, share, optimizer in self.schedule:
+            cumulative += share
+            count = round(self.steps * cumulative / total) - done
+            done += count
+            if count > 0:
+                out.append((max(16, self.size // divisor // 8 * 8), count, optimizer))
+        return out
 
 
 PRESETS: dict[str, AddStyleConfig] = {
-    "fast": AddStyleConfig(time_budget=25.0),  # 20 at 128 px, then up to 20 at 256 px; the whole command ≤ 30 s
-    "best": AddStyleConfig(steps=80, low_res_share=0.3),  # 24 at 128 px, 56 at 256 px; about three times as long
-    "legacy": AddStyleConfig(steps=200, low_res_share=0.5, init="mean", optimizer="adam", batch=4, lr=0.03,
-                             frame="square", precision="fp32"),
+    # 15 L-BFGS evaluations at 64 px, 120 Adam steps at 128 px, then Adam at 256 px until 25 s: the command ≤ 30 s
+    "fast": AddStyleConfig(time_budget=25.0),
+    "best": AddStyleConfig(),  # the same run to its end, 365 steps at 256 px: about 1.5 minutes on 2 cores
+    "legacy": AddStyleConfig(steps=200, schedule=((2, 0.5, "adam"), (1, 0.5, "adam")), init="mean", batch=4,
+                             lr=0.03, lr_decay=1.0, frame="square", precision="fp32", precondition=False, trim=0.0),
 }
 
 
@@ -168,20 +186,26 @@ def learn_style(model: ModelFile, style: torch.Tensor, content: Sequence[str | o
     tables = net.freeze_except_styles([new])
     net.train()
     photos = [g.to(device) for g in _content_photos(content, config)]
-    report = progress
-    if on_step is not None:
-        def report(step: int, total: int, record: dict[str, float]) -> None:
+
+    def report(step: int, total: int, record: dict[str, float]) -> None:
+        if on_step is not None:
             on_step(net, new, record)
-            if progress is not None:
-                progress(step, total, record)
+        if progress is not None:
+            progress(step, expected_steps(config, step, record["seconds"]), record)
     bf16 = uses_bf16(config, device)
-    record = _fine_tune(net, tables, new, loss_fn, photos, targets, config, bf16, start, report)
+    grams = targets.select(torch.zeros(1, dtype=torch.long))
+    if config.trim:
+        with torch.no_grad():
+            start_image = net(photos[0][:1], torch.full((1,), new, device=device))
+            loss_fn = loss_fn.trimmed(start_image, loss_fn.content_targets(photos[0][:1]), grams, config.trim)
+    record = _fine_tune(net, tables, new, loss_fn, photos, grams, config, bf16, start, report)
     for p in net.parameters():
         p.requires_grad_(False)
     net.eval()
     _check_old_styles(net, before)
     training = {"added_by": "add_style", "steps": config.steps, "size": config.size, "style_size": style_size,
-                "optimizer": config.optimizer, "init": config.init, "frame": config.frame,
+                "schedule": [list(level) for level in config.levels()], "lr": config.lr, "init": config.init,
+                "frame": config.frame, "loss_layers": list(loss_fn.config.style_layers),
                 "precision": "bf16" if bf16 else "fp32",
                 "seconds": round(time.perf_counter() - start, 1),
                 "final": {k: record[k] for k in ("content", "style", "tv", "total") if k in record}}
@@ -189,6 +213,14 @@ def learn_style(model: ModelFile, style: torch.Tensor, content: Sequence[str | o
         training["blend"] = {model.style_names[i]: round(float(w), 4) for i, w in enumerate(weights) if w > 0}
     info = StyleInfo(name, source, make_thumbnail(style), training, painting=make_painting(style_small))
     return ModelFile(net.cpu(), model.styles + [info], model.loss, model.extra)
+
+
+def expected_steps(config: AddStyleConfig, step: int, seconds: float) -> int:
+    """The steps a run will have made when it ends, as known after ``step`` steps and ``seconds``: ``steps``, or
+    fewer when the time budget will end it first (at the rate so far), so ``step / expected`` is how far it is."""
+    if config.time_budget is None or step <= 0 or seconds <= 0:
+        return config.steps
+    return max(step, min(config.steps, round(step * config.time_budget / seconds)))
 
 
 def _content_photos(content: Sequence[str | os.PathLike], config: AddStyleConfig) -> list[torch.Tensor]:
@@ -200,7 +232,7 @@ def _content_photos(content: Sequence[str | os.PathLike], config: AddStyleConfig
     generator = torch.Generator().manual_seed(config.seed)
     if config.frame == "square":
         dataset = ContentImages(files, config.size)
-        if config.optimizer == "adam" and len(dataset) < config.crops:
+        if all(opt == "adam" for _, _, opt in config.levels()) and len(dataset) < config.crops:
             picks = torch.randint(len(dataset), (config.crops,), generator=generator)
         else:
             picks = torch.randperm(len(dataset), generator=generator)[: config.crops]
@@ -231,7 +263,7 @@ class _Stage:
     content: list[dict[str, torch.Tensor]]
     grams: dict[str, torch.Tensor]
     index: int  # the new style's row
-    bf16: bool  # loss evaluations under bf16 autocast
+    bf16: bool  # the loss network under bf16 autocast (the style network stays fp32, as it is used)
 
     @classmethod
     def build(cls, photos: list[torch.Tensor], factor: float, loss_fn: PerceptualLoss, grams: dict[str, torch.Tensor],
@@ -245,30 +277,83 @@ class _Stage:
         return stage
 
     @property
-    def count(self) -> int:
-        return sum(len(g) for g in self.groups)
+    def photos(self) -> list[tuple[int, int]]:
+        """(group, index) of every photo, in order."""
+        return [(g, i) for g, images in enumerate(self.groups) for i in range(len(images))]
 
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.groups[0].device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
-    def loss(self, net, loss_fn: PerceptualLoss, group: int, idx: torch.Tensor):
-        """The perceptual loss terms (mean over ``idx``) of photos ``idx`` of group ``group``."""
-        with self.autocast():
-            labels = torch.full((len(idx),), self.index, device=self.groups[group].device)
-            grams = {k: v.expand(len(idx), *v.shape[1:]) for k, v in self.grams.items()}
-            return loss_fn(net(self.groups[group][idx], labels), {k: v[idx] for k, v in self.content[group].items()},
-                           grams)
+    def backward(self, net, loss_fn: PerceptualLoss, picks: Sequence[tuple[int, int]], chunk: int) -> dict[str, float]:
+        """Backpropagate the mean loss of the photos ``picks`` (forward passes of at most ``chunk`` photos of one
+        shape) → its terms."""
+        sums = {"content": 0.0, "style": 0.0, "tv": 0.0, "total": 0.0}
+        for group in dict.fromkeys(g for g, _ in picks):
+            every = torch.tensor([i for g, i in picks if g == group])
+            for idx in every.split(chunk):
+                labels = torch.full((len(idx),), self.index, device=self.groups[group].device)
+                grams = {k: v.expand(len(idx), *v.shape[1:]) for k, v in self.grams.items()}
+                output = net(self.groups[group][idx], labels)
+                with self.autocast():
+                    terms = loss_fn(output, {k: v[idx] for k, v in self.content[group].items()}, grams)
+                (terms.total * (len(idx) / len(picks))).backward()
+                for k, v in terms.item().items():
+                    sums[k] += v * len(idx) / len(picks)
+        return sums
 
 
-def _fine_tune(net, tables, new: int, loss_fn: PerceptualLoss, photos: list[torch.Tensor], targets: StyleTargets,
-               config: AddStyleConfig, bf16: bool, start: float, progress: ProgressFn | None) -> dict[str, float]:
-    """Every stage of ``config.levels()`` with its optimiser; returns the last step's record."""
-    done, record = 0, {}
-    grams = targets.select(torch.zeros(1, dtype=torch.long))
-    run = _lbfgs_stage if config.optimizer == "lbfgs" else _adam_stage
-    for size, steps in config.levels():
+class _Rows:
+    """The new style's rows as ``origin + spread ⊙ z``: the optimisers move z. ``precondition``: ``spread`` is
+    each entry's standard deviation over the existing styles (entries that vary more between styles take larger
+    steps; 20× between entries on v2), else 1."""
+
+    def __init__(self, tables: list[torch.Tensor], index: int, precondition: bool) -> None:
+        self.tables, self.index = tables, index
+        self.origin = [p.detach()[index].clone() for p in tables]
+        if precondition and index >= 2:
+            self.spread = [p.detach()[:index].std(0).clamp_min(1e-3) for p in tables]
+        else:
+            self.spread = [torch.ones_like(o) for o in self.origin]
+        self.z = [torch.zeros_like(o, requires_grad=True) for o in self.origin]
+
+    def current(self) -> list[torch.Tensor]:
+        return [p.detach()[self.index].clone() for p in self.tables]
+
+    @torch.no_grad()
+    def put(self, rows: list[torch.Tensor] | None = None) -> None:
+        """Rows into the network: from z, or ``rows`` (z follows)."""
+        for p, o, s, v, row in zip(self.tables, self.origin, self.spread, self.z, rows or [None] * len(self.z)):
+            if row is not None:
+                v.copy_((row - o) / s)
+            p[self.index] = o + s * v
+
+    def zero_grad(self) -> None:
+        for p in self.tables:
+            p.grad = None
+
+    def grad_to_z(self) -> None:
+        for p, s, v in zip(self.tables, self.spread, self.z):
+            v.grad = p.grad[self.index] * s
+
+
+def _fine_tune(net, tables, new: int, loss_fn: PerceptualLoss, photos: list[torch.Tensor],
+               grams: dict[str, torch.Tensor], config: AddStyleConfig, bf16: bool, start: float,
+               progress: ProgressFn | None) -> dict[str, float]:
+    """Every stage of ``config.levels()`` with its optimiser, from the rows the previous stage ended on; returns
+    the last step's record."""
+    rows = _Rows(tables, new, config.precondition)
+    levels = config.levels()
+    adam_total = sum(n for _, n, opt in levels if opt == "adam")
+    done, adam_done, record = 0, 0, {}
+    for size, steps, optimizer in levels:
         stage = _Stage.build(photos, size / config.size, loss_fn, grams, new, bf16)
-        done, record = run(net, tables, loss_fn, stage, config, steps, done, start, progress)
+        if optimizer == "lbfgs":
+            done, record = _lbfgs_stage(net, rows, loss_fn, stage, config, steps, done, start, progress)
+        else:
+            before = done
+            done, record = _adam_stage(net, rows, loss_fn, stage, config, steps, done, (adam_done, adam_total),
+                                       start, progress)
+            adam_done += done - before
         if _over_budget(config, start):
             break
     return record
@@ -284,26 +369,36 @@ def _over_budget(config: AddStyleConfig, start: float) -> bool:
     return config.time_budget is not None and time.perf_counter() - start > config.time_budget
 
 
-def _adam_stage(net, tables, loss_fn, stage: _Stage, config, steps, done, start, progress):
-    """``steps`` Adam steps on batches of ``config.batch`` photos taken in turn, group after group (the legacy
-    recipe)."""
-    optimizer = torch.optim.Adam(tables, lr=config.lr or 0.03)
+def _record(done: int, stage: _Stage, terms: dict[str, float], start: float) -> dict[str, float]:
+    return {"step": done, "size": max(stage.groups[0].shape[-2:]), **terms, "seconds": time.perf_counter() - start}
+
+
+def _adam_stage(net, rows: _Rows, loss_fn, stage: _Stage, config, steps, done, adam_steps: tuple[int, int], start,
+                progress):
+    """``steps`` Adam steps on z, ``config.batch`` photos per step taken in turn. The rate decays exponentially
+    from ``lr`` to ``lr × lr_decay`` with the run's progress over its Adam steps (``adam_steps``: done before this
+    stage, in all), or over the time budget where that is further along."""
+    optimizer = torch.optim.Adam(rows.z, lr=config.lr)
+    order = stage.photos
     record: dict[str, float] = {}
-    for _ in range(steps):
+    for k in range(steps):
         if _over_budget(config, start):
             break
-        group = done % len(stage.groups)
-        n = len(stage.groups[group])
-        batch = min(config.batch, n)
-        terms = stage.loss(net, loss_fn, group, torch.arange(done * batch, (done + 1) * batch) % n)
-        optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
+        fraction = (adam_steps[0] + k) / adam_steps[1]
+        if config.time_budget is not None:
+            fraction = max(fraction, (time.perf_counter() - start) / config.time_budget)
+        optimizer.param_groups[0]["lr"] = config.lr * config.lr_decay ** min(1.0, fraction)
+        rows.put()
+        rows.zero_grad()
+        picks = [order[(k * config.batch + j) % len(order)] for j in range(min(config.batch, len(order)))]
+        terms = stage.backward(net, loss_fn, picks, config.batch)
+        rows.grad_to_z()
         optimizer.step()
         done += 1
-        record = {"step": done, "size": stage.groups[group].shape[-1], **terms.item(),
-                  "seconds": time.perf_counter() - start}
+        record = _record(done, stage, terms, start)
         if progress is not None:
             progress(done, config.steps, record)
+    rows.put()
     return done, record
 
 
@@ -312,47 +407,26 @@ class _StopStage(Exception):
     search may otherwise evaluate past ``max_eval``)."""
 
 
-def _lbfgs_stage(net, tables, loss_fn, stage: _Stage, config, steps, done, start, progress):
-    """Full-batch L-BFGS (strong-Wolfe line search) with at most ``steps`` loss evaluations; every evaluation sees
-    every photo (in chunks of ``config.batch``), so the objective is deterministic. Ends on the best point seen.
-    ``config.precondition``: L-BFGS moves z, the rows being ``start + spread ⊙ z`` with ``spread`` each entry's
-    standard deviation over the existing styles (entries that vary more between styles take larger steps)."""
-    new = stage.index
-    origin = [p.detach()[new].clone() for p in tables]
-    if config.precondition and new >= 2:
-        spread = [p.detach()[:new].std(0).clamp_min(1e-3) for p in tables]
-    else:
-        spread = [torch.ones_like(o) for o in origin]
-    z = [torch.zeros_like(o, requires_grad=True) for o in origin]
-    optimizer = torch.optim.LBFGS(z, lr=config.lr or 1.0, max_iter=steps, max_eval=steps, history_size=config.history,
+def _lbfgs_stage(net, rows: _Rows, loss_fn, stage: _Stage, config, steps, done, start, progress):
+    """Full-batch L-BFGS (strong-Wolfe line search) on z with at most ``steps`` loss evaluations; every evaluation
+    sees every photo (in forward passes of ``config.batch``), so the objective is deterministic. Ends on the best
+    point seen."""
+    optimizer = torch.optim.LBFGS(rows.z, lr=1.0, max_iter=steps, max_eval=steps, history_size=config.history,
                                   line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
     best: dict = {"total": math.inf, "rows": None}
     state = {"done": done, "record": {}}
-    count = stage.count
 
     def closure() -> torch.Tensor:
         if state["done"] - done >= steps or _over_budget(config, start):
             raise _StopStage
-        with torch.no_grad():
-            for p, o, s, v in zip(tables, origin, spread, z):
-                p[new] = o + s * v
-        for p in tables:
-            p.grad = None
-        sums = {"content": 0.0, "style": 0.0, "tv": 0.0, "total": 0.0}
-        for group, images in enumerate(stage.groups):
-            for i in range(0, len(images), config.batch):
-                idx = torch.arange(i, min(i + config.batch, len(images)))
-                terms = stage.loss(net, loss_fn, group, idx)
-                (terms.total * (len(idx) / count)).backward()
-                for k, v in terms.item().items():
-                    sums[k] += v * len(idx) / count
-        for p, s, v in zip(tables, spread, z):
-            v.grad = p.grad[new] * s
+        rows.put()
+        rows.zero_grad()
+        sums = stage.backward(net, loss_fn, stage.photos, config.batch)
+        rows.grad_to_z()
         if sums["total"] < best["total"]:
-            best["total"], best["rows"] = sums["total"], [p.detach()[new].clone() for p in tables]
+            best["total"], best["rows"] = sums["total"], rows.current()
         state["done"] += 1
-        state["record"] = {"step": state["done"], "size": max(stage.groups[0].shape[-2:]), **sums,
-                           "seconds": time.perf_counter() - start}
+        state["record"] = _record(state["done"], stage, sums, start)
         if progress is not None:
             progress(state["done"], config.steps, state["record"])
         return torch.tensor(sums["total"])
@@ -362,9 +436,7 @@ def _lbfgs_stage(net, tables, loss_fn, stage: _Stage, config, steps, done, start
     except _StopStage:
         pass
     if best["rows"] is not None:
-        with torch.no_grad():
-            for p, row in zip(tables, best["rows"]):
-                p[new] = row
+        rows.put(best["rows"])
     return state["done"], state["record"]
 
 

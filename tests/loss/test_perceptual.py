@@ -65,3 +65,17 @@ def test_loss_config_round_trip_and_validation():
     assert LossConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="style-weight"):
         LossConfig(style_weight=-1)
+
+
+def test_trimmed_leaves_out_only_negligible_deep_style_layers(loss_net, tubingen, starry):
+    """``trimmed`` drops the deepest style layers (past the content layer) whose share of the loss is below the
+    threshold: the same VGG, the other layers' weights kept, the total lower by less than that share."""
+    grams = loss_net.style_targets([starry], cache=False).blend()
+    content = loss_net.content_targets(tubingen)
+    full = float(loss_net(tubingen, content, grams).total)
+    assert loss_net.trimmed(tubingen, content, grams, 0.0) is loss_net
+    trimmed = loss_net.trimmed(tubingen, content, grams, 0.01)
+    kept = trimmed.config.style_layers
+    assert trimmed.vgg is loss_net.vgg and "relu5_1" not in kept and kept == loss_net.config.style_layers[: len(kept)]
+    assert trimmed.config.layer_weights == loss_net.config.layer_weights[: len(kept)]
+    assert 0.99 * full < float(trimmed(tubingen, content, grams).total) <= full
