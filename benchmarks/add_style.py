@@ -64,7 +64,7 @@ def run_recipe(model, painting: torch.Tensor, quality: str, args: argparse.Names
         snapshots.append((time.perf_counter() - start, [p.detach()[index].clone() for p in net.style_parameters()]))
 
     learned = learn_style(model, painting, [PACKAGED_CONTENT], "new", "", config, "cpu", on_step=on_step)
-    return {"seconds": time.perf_counter() - start, "steps": config.steps, "net": learned.net}, snapshots
+    return {"seconds": time.perf_counter() - start, "steps": len(snapshots), "net": learned.net}, snapshots
 
 
 def curve(net, snapshots: list, held_out: HeldOut, every: int) -> tuple[list[float], list[float]]:
@@ -157,7 +157,7 @@ def _write_curves(args: argparse.Namespace, curves: dict) -> dict:
     for label, (snapshots, base, held_out) in curves.items():
         net = copy.deepcopy(base.net)
         net.append_styles(1)
-        out[label] = curve(net, snapshots, held_out, every=10 if label.endswith("legacy") else 1)
+        out[label] = curve(net, snapshots, held_out, every=max(1, len(snapshots) // 40))  # ~40 points a curve
     path = Path(args.out_dir) / "add_style_curve.png"
     curves_plot(out, path, "add-style: held-out loss of the new row against seconds", log_y=True,
                 x_label="seconds (end to end, 2 CPU threads)", y_label="held-out perceptual loss")

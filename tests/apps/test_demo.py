@@ -97,6 +97,7 @@ def test_an_added_style_belongs_to_its_session(server, small_photo):
     model file or $MULTISTYLE_HOME; A can download the extended model; A's session is released when A leaves."""
     from gradio_client import Client, handle_file
 
+    from multistyle.apps.demo_session import MAX_ADD_STEPS
     from multistyle.modelfile import load_model
     from multistyle.paths import user_data_dir
 
@@ -120,7 +121,7 @@ def test_an_added_style_belongs_to_its_session(server, small_photo):
             a.predict(handle_file(str(SCREAM)), "again", 2, api_name="/add_style")
     finally:
         host.options.max_added_styles = 3
-    with pytest.raises(AppError, match="greater than maximum value 200"):  # one visitor cannot hog the trainer
+    with pytest.raises(AppError, match=f"greater than maximum value {MAX_ADD_STEPS}"):  # no hogging the trainer
         b.predict(handle_file(str(SCREAM)), "huge", 100000, api_name="/add_style")
     folder = session.folder
     a.close()  # the visitor leaves: their styles and download file go now, not an hour later

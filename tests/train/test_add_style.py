@@ -9,12 +9,12 @@ import pytest
 import torch
 from conftest import ROOT, STYLES, assert_one_line_error, run_cli
 
-from multistyle.images import list_images, load_image, resize_long_side
+from multistyle.images import list_images, load_image
 from multistyle.loss import PerceptualLoss
 from multistyle.modelfile import PACKAGED_CONTENT, PACKAGED_MODEL, get_model, load_model
 from multistyle.refine import model_loss
 from multistyle.stylizer import pad_to_multiple
-from multistyle.train.add_style import PRESETS, _content_photos, add_style, learn_style, preset
+from multistyle.train.add_style import _content_photos, add_style, learn_style, preset
 from multistyle.train.loop import TrainConfig, train
 
 
@@ -82,16 +82,6 @@ def test_learn_style_leaves_the_given_model_alone_and_records_the_recipe():
     assert isinstance(model_loss(model, "cpu"), PerceptualLoss)
 
 
-def test_the_recipes_split_their_steps_over_sizes_and_optimisers():
-    assert PRESETS["fast"].levels() == [(64, 15, "lbfgs"), (128, 120, "adam"), (256, 365, "adam")]
-    assert PRESETS["fast"].time_budget == 25 and PRESETS["best"].time_budget is None
-    assert PRESETS["legacy"].levels() == [(128, 100, "adam"), (256, 100, "adam")]
-    for steps in (1, 2, 7, 40):
-        assert sum(n for _, n, _ in preset("fast", steps=steps).levels()) == steps
-    with pytest.raises(ValueError, match="schedule"):
-        preset("fast", schedule=((2, 1.0, "sgd"),))
-
-
 def test_the_photos_are_whole_frames_at_the_judged_scale_grouped_by_shape():
     """fast/best train on each photo whole (3:2 or 2:3, long side = size, as styles are used and judged); legacy on
     centre squares."""
@@ -101,45 +91,6 @@ def test_the_photos_are_whole_frames_at_the_judged_scale_grouped_by_shape():
     [square] = _content_photos([PACKAGED_CONTENT], preset("legacy", size=64))
     assert square.shape == (16, 3, 64, 64)  # 16 picks of the 6 photos, with replacement
     assert all(0 <= float(g.min()) and float(g.max()) <= 1 for g in groups)
-
-
-@pytest.mark.parametrize("precision, precondition", [("fp32", False), ("bf16", True)])
-def test_lbfgs_lowers_the_loss_in_either_precision(precision, precondition):
-    """The L-BFGS stages (bf16 autocast or fp32, with or without the spread preconditioner) bring the training loss
-    well below the warm start's, and the run records what it used."""
-    model = get_model(PACKAGED_MODEL)
-    painting = load_image(STYLES / "mondrian_tableau_2.jpg", max_size=128)
-    totals = []
-    config = preset("fast", steps=8, size=64, schedule=((1, 1.0, "lbfgs"),), batch=6, precision=precision,
-                    precondition=precondition)
-    learned = learn_style(model, painting, [PACKAGED_CONTENT], "mondrian2", "", config,
-                          progress=lambda i, n, rec: totals.append(rec["total"]))
-    assert len(totals) == 8 and min(totals[1:]) < 0.8 * totals[0], totals
-    assert learned.styles[-1].training["precision"] == precision
-
-
-def test_adam_one_photo_per_step_lowers_the_loss_over_all_photos():
-    """The Adam stages (one photo per step, in turn, decaying rate) leave the new row with a lower loss over every
-    training photo than the warm start it began from."""
-    from multistyle.train.style_init import blend_weights, init_rows
-
-    model = get_model(PACKAGED_MODEL)
-    loss = model_loss(model, "cpu")
-    painting = load_image(STYLES / "mondrian_tableau_2.jpg", max_size=128)
-    config = preset("fast", steps=12, size=64, schedule=((1, 1.0, "adam"),), time_budget=None, precision="fp32")
-    learned = learn_style(model, painting, [PACKAGED_CONTENT], "mondrian2", "", config, loss_fn=loss)
-    start = copy.deepcopy(model.net)
-    [new] = start.append_styles(1)
-    init_rows(start, new, blend_weights(model, loss, resize_long_side(painting, 256)))
-    grams = loss.style_targets([resize_long_side(painting, 256)]).blend()
-
-    def total(net) -> float:
-        with torch.no_grad():
-            return sum(float(loss(net(g, torch.full((len(g),), new)), loss.content_targets(g), grams).total) * len(g)
-                       for g in _content_photos([PACKAGED_CONTENT], config))
-    before, after = total(start), total(learned.net)
-    assert after < 0.85 * before, (before, after)
-    assert learned.styles[-1].training["schedule"] == [[64, 12, "adam"]]
 
 
 @pytest.mark.parametrize("which, quality", [("tiny v1", "legacy"), ("packaged v2", "fast")])
