@@ -234,8 +234,8 @@ class PerceptualLoss(nn.Module):
 
         cfg = self.config
         order = get_spec(cfg.loss_net).layers
-        total = float(self(image, content_targets, style_grams).total)
-        feats = self.vgg(image, cfg.style_layers)
+        feats = self.vgg(image, cfg.all_layers)  # one pass for the total and the per-layer terms
+        total = float(self.terms(image, feats, content_targets, style_grams).total)
         last_content = max(order.index(layer) for layer in cfg.content_layers)
         kept = sorted(zip(cfg.style_layers, cfg.layer_weights), key=lambda pair: order.index(pair[0]))
         dropped = 0.0
@@ -255,8 +255,12 @@ class PerceptualLoss(nn.Module):
                 style_grams: Mapping[str, torch.Tensor]) -> LossTerms:
         """Weighted loss terms of ``image`` [B, 3, H, W] against content features and Gram targets. The loss
         network may run in reduced precision under autocast; Grams, MSEs and the terms are float32."""
+        return self.terms(image, self.vgg(image, self.config.all_layers), content_targets, style_grams)
+
+    def terms(self, image: torch.Tensor, feats: Mapping[str, torch.Tensor], content_targets: Mapping[str, torch.Tensor],
+              style_grams: Mapping[str, torch.Tensor]) -> LossTerms:
+        """The weighted terms of ``image`` from its loss-network features ``feats`` (every layer of the config)."""
         cfg = self.config
-        feats = self.vgg(image, cfg.all_layers)
         with torch.autocast(image.device.type, enabled=False):
             return LossTerms(
                 content=cfg.content_weight * content_loss(feats, content_targets, cfg.content_layers),

@@ -262,13 +262,14 @@ def _lbfgs_stage(net, rows: _Rows, loss_fn, stage: _Stage, config, steps, done, 
                                   line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
     best: dict = {"total": math.inf, "rows": None}
     state = {"done": done, "record": {}}
+    every, chunk = stage.photos, max(len(g) for g in stage.groups)
 
     def closure() -> torch.Tensor:
         if state["done"] - done >= steps or _over_budget(config, start):
             raise _StopStage
         rows.put()
         rows.zero_grad()
-        sums = stage.backward(net, loss_fn, stage.photos, max(len(g) for g in stage.groups))
+        sums = stage.backward(net, loss_fn, every, chunk)
         rows.grad_to_z()
         if sums["total"] < best["total"]:
             best["total"], best["rows"] = sums["total"], rows.current()
