@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -228,8 +228,6 @@ class PerceptualLoss(nn.Module):
         """This loss without its deepest style layers (those past every content layer, so the loss network can
         stop earlier) whose weighted terms on ``image`` add up to less than ``threshold`` of its total loss; the
         same loss network, the kept layers' weights unchanged. ``self`` when nothing is that small."""
-        from dataclasses import replace
-
         from .networks import get_spec
 
         cfg = self.config
