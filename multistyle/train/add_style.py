@@ -27,6 +27,7 @@ from ..images import list_images, load_image, open_rgb, pil_to_tensor, resize_lo
 from ..loss import PerceptualLoss
 from ..modelfile import ModelFile, StyleInfo, load_model, make_painting, make_thumbnail, save_model
 from ..nets import StyleBankNet
+from ..precision import PrecisionChoice, choose_precision
 from ..progress import ProgressFn
 from .data import ContentImages
 from .row_fit import PRECISIONS, PRESETS, AddStyleConfig, fit_rows, preset  # noqa: F401 (PRECISIONS, PRESETS: re-exported)
@@ -106,7 +107,8 @@ def learn_style(model: ModelFile, style: torch.Tensor, content: Sequence[str | o
             on_step(net, new, record)
         if progress is not None:
             progress(step, expected_steps(config, step, record["seconds"]), record)
-    bf16 = uses_bf16(config, device)
+    choice = precision_choice(config, device)
+    bf16 = choice.bf16
     grams = targets.select(torch.zeros(1, dtype=torch.long))
     if config.trim:
         with torch.no_grad():
@@ -120,7 +122,7 @@ def learn_style(model: ModelFile, style: torch.Tensor, content: Sequence[str | o
     training = {"added_by": "add_style", "steps": config.steps, "size": config.size, "style_size": style_size,
                 "schedule": [list(level) for level in config.levels()], "lr": config.lr, "init": config.init,
                 "frame": config.frame, "loss_layers": list(loss_fn.config.style_layers),
-                "precision": "bf16" if bf16 else "fp32",
+                "precision": choice.name, "precision_reason": choice.reason,
                 "seconds": round(time.perf_counter() - start, 1),
                 "final": {k: record[k] for k in ("content", "style", "tv", "total") if k in record}}
     if weights is not None:
@@ -161,12 +163,14 @@ def _content_photos(content: Sequence[str | os.PathLike], config: AddStyleConfig
 
 
 def uses_bf16(config: AddStyleConfig, device: torch.device) -> bool:
-    """Whether the loss evaluations run under bf16 autocast: ``precision="auto"`` picks it where it is native
-    (CPUs with AVX-512 BF16 or AMX: 1.7× faster per evaluation on a 2-core Zen 4, same held-out loss; MODEL.md)."""
-    if config.precision != "auto":
-        return config.precision == "bf16"
-    return (device.type == "cpu" and torch.backends.mkldnn.is_available()
-            and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
+    """Whether the loss evaluations run under bf16 autocast (:func:`precision_choice`)."""
+    return precision_choice(config, device).bf16
+
+
+def precision_choice(config: AddStyleConfig, device: torch.device) -> PrecisionChoice:
+    """``config.precision`` resolved on ``device``: ``auto`` is bf16 only where it is native (AVX-512 BF16 or AMX:
+    1.7× faster per evaluation on a 2-core Zen 4, same held-out loss; MODEL.md), never oneDNN's emulation."""
+    return choose_precision(config.precision, device)
 
 
 def _check_old_styles(net, before: dict[str, torch.Tensor]) -> None:
