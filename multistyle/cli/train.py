@@ -240,8 +240,11 @@ def add_style_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--content-dir", nargs="+", help="photos to train on (default: photos packaged with multistyle)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="auto (default): bf16 where the CPU computes it natively (AVX-512 BF16/AMX, ~1.7x faster), "
-                        "else fp32")
+                        "else fp32; never oneDNN's emulated bf16 (slower than fp32)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda ... (default auto)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads for torch (default: $MULTISTYLE_THREADS, else one per core)")
+    p.add_argument("-v", "--verbose", action="store_true", help="say which precision and threads are used and why")
     p.set_defaults(run=run_add_style)
     return p
 
@@ -249,7 +252,8 @@ def add_style_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def run_add_style(args: argparse.Namespace) -> int:
     from ..modelfile import PACKAGED_CONTENT, PACKAGED_MODEL, resolve_model_path, user_model_path
     from ..paths import pick_device
-    from ..train.add_style import add_style, preset
+    from ..precision import set_threads
+    from ..train.add_style import add_style, precision_choice, preset
 
     model = resolve_model_path(args.model)
     out = Path(args.out) if args.out else user_model_path()
@@ -259,12 +263,16 @@ def run_add_style(args: argparse.Namespace) -> int:
                     time_budget=args.time_budget or None, precision=args.precision)
     if args.time_budget == 0:
         config = replace(config, time_budget=None)
+    device, threads = pick_device(args.device), set_threads(args.threads)
+    if args.verbose:
+        choice = precision_choice(config, device)
+        print(f"precision: {choice.name} ({choice.reason}); device {device}, {threads} torch threads")
     bar, progress = tqdm_progress(config.steps, "add-style")
     result = add_style(args.style, model, out, args.content_dir or [PACKAGED_CONTENT], args.name, config,
-                       pick_device(args.device), progress)
+                       device, progress)
     bar.close()
     new = result.styles[-1]
     final = new.training["final"]
     print(f"added style {new.name!r} (index {len(result.styles) - 1}) in {new.training['seconds']}s, "
-          f"content {final['content']:.4g} style {final['style']:.4g} -> {out}")
+          f"{new.training['steps']} steps, content {final['content']:.4g} style {final['style']:.4g} -> {out}")
     return 0

@@ -119,7 +119,8 @@ def learn_style(model: ModelFile, style: torch.Tensor, content: Sequence[str | o
         p.requires_grad_(False)
     net.eval()
     _check_old_styles(net, before)
-    training = {"added_by": "add_style", "steps": config.steps, "size": config.size, "style_size": style_size,
+    training = {"added_by": "add_style", "steps": int(record.get("step", 0)), "steps_requested": config.steps,
+                "time_budget": config.time_budget, "size": config.size, "style_size": style_size,
                 "schedule": [list(level) for level in config.levels()], "lr": config.lr, "init": config.init,
                 "frame": config.frame, "loss_layers": list(loss_fn.config.style_layers),
                 "precision": choice.name, "precision_reason": choice.reason,

@@ -79,6 +79,11 @@ def test_learn_style_leaves_the_given_model_alone_and_records_the_recipe():
     assert all(torch.equal(before[k], v) for k, v in model.net.state_dict().items())
     record = learned.styles[-1].training
     assert record["schedule"] == [[16, 1, "adam"], [32, 1, "adam"]] and record["init"] == "blend" and record["blend"]
+    assert record["steps"] == record["steps_requested"] == 2 and record["precision"] in ("bf16", "fp32")
+    assert record["precision_reason"]
+    cut = learn_style(model, painting, [PACKAGED_CONTENT], "scream3", "", preset("fast", steps=50, size=32, crops=2,
+                                                                                  time_budget=1e-3)).styles[-1].training
+    assert cut["steps"] < cut["steps_requested"] == 50  # the steps made before the budget, not the requested
     assert isinstance(model_loss(model, "cpu"), PerceptualLoss)
 
 
@@ -123,8 +128,10 @@ def test_add_style_script_and_errors(tiny_model, tmp_path):
     out = tmp_path / "user.safetensors"
     args = ["--model", str(tiny_model), "--out", str(out), "--steps", "2", "--size", "32", "--batch", "2",
             "--name", "My Scream!", "--quality", "best", "--precision", "fp32"]
-    result = run_cli(str(STYLES / "the_scream.jpg"), *args, module=str(ROOT / "train" / "add_style.py"))
+    result = run_cli(str(STYLES / "the_scream.jpg"), *args, "-v", "--threads", "1",
+                     module=str(ROOT / "train" / "add_style.py"))
     assert result.returncode == 0, result.stderr.decode()
+    assert "precision: fp32 (fp32 as asked" in result.stdout.decode() and "1 torch threads" in result.stdout.decode()
     assert load_model(out)[0].style_names[-1] == "my_scream"
     again = run_cli(str(STYLES / "the_scream.jpg"), "--model", str(out), "--out", str(out), "--steps", "1",
                     "--size", "32", "--name", "my_scream", module=str(ROOT / "train" / "add_style.py"))
