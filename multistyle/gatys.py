@@ -12,7 +12,7 @@ import kornia
 import torch
 
 from .color import COLOR_MODES, keep_luminance, match_color
-from .errors import ImageError
+from .errors import ImageError, StyleError
 from .images import resize_long_side
 from .loss import LossConfig, LossTerms, PerceptualLoss
 from .paths import pick_device
@@ -20,9 +20,18 @@ from .progress import ProgressFn
 from .styles import validate_blend_weights
 
 
+def check_seconds(seconds: float | None) -> float | None:
+    """A wall-clock budget: None, or a finite number of seconds > 0."""
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                                or not (math.isfinite(seconds) and seconds > 0)):
+        raise StyleError(f"seconds must be a finite number > 0, not {seconds!r}")
+    return None if seconds is None else float(seconds)
+
+
 @dataclass
 class GatysConfig:
-    """Settings of one Gatys run. ``steps`` is the total number of optimiser iterations over all scales."""
+    """Settings of one Gatys run. ``steps`` is the total number of optimiser iterations over all scales; ``seconds``
+    an optional wall-clock budget for the whole run (it stops early, keeping the best iterate, at the full size)."""
 
     size: int = 256
     steps: int = 100
@@ -35,6 +44,7 @@ class GatysConfig:
     style_scale: float = 1.0  # style image long side = content long side × style_scale
     preserve_color: str | None = None  # None, "luminance" or "histogram"
     loss: LossConfig = field(default_factory=LossConfig)
+    seconds: float | None = None  # wall-clock budget of the run (None: run all ``steps``)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.size, int) and 8 <= self.size <= 8192):
@@ -51,6 +61,7 @@ class GatysConfig:
             raise ValueError(f"preserve_color must be one of {COLOR_MODES}, not {self.preserve_color!r}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"learning rate must be > 0, not {self.lr}")
+        self.seconds = check_seconds(self.seconds)
         if isinstance(self.init, torch.Tensor) and not (self.init.dim() == 4 and self.init.shape[:2] == (1, 3)):
             raise ValueError(f"an init image tensor must be [1, 3, H, W], not {tuple(self.init.shape)}")
 
@@ -61,6 +72,30 @@ def pyramid(size: int, min_size: int) -> list[int]:
     while sizes[-1] / math.sqrt(2) >= min_size:
         sizes.append(round(sizes[-1] / math.sqrt(2)))
     return sizes[::-1]
+
+
+def level_deadlines(start: float, seconds: float, sizes: Sequence[int], steps: Sequence[int]) -> list[float]:
+    """Absolute ``perf_counter`` times by which each level must end: the budget split in proportion to each level's
+    expected cost (iterations × pixels), cumulative, so time a level leaves unused goes to the next ones."""
+    costs = [n * s * s for s, n in zip(sizes, steps)]
+    total, done, out = sum(costs) or 1, 0.0, []
+    for cost in costs:
+        done += cost
+        out.append(start + seconds * done / total)
+    return out
+
+
+@dataclass
+class _Clock:
+    """Timing of a run: its start, the deadline of the level being optimised, the last iteration's duration."""
+
+    start: float
+    deadline: float | None = None
+    iteration: float = 0.0
+
+    def has_time(self) -> bool:
+        """Whether one more iteration (as long as the last one) ends before the deadline."""
+        return self.deadline is None or time.perf_counter() + self.iteration <= self.deadline
 
 
 def split_steps(steps: int, levels: int) -> list[int]:
@@ -103,6 +138,7 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
     ``content`` and each style are [1, 3, H, W] float in [0, 1] at any size. Works coarse-to-fine over a √2
     pyramid from ``config.min_size`` up to ``config.size`` (long side).
     """
+    start = time.perf_counter()
     config = config or GatysConfig()
     if not styles:
         raise ImageError("give at least one style image")
@@ -116,22 +152,34 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
     steps = split_steps(config.steps, len(sizes))
     full_content = resize_long_side(content.float(), config.size).to(dev)
     history: list[dict[str, float]] = []
-    report = (lambda record: progress(len(history), sum(steps), record)) if progress is not None else None
-    start = time.perf_counter()
+    clock = _Clock(start)
+    deadlines = level_deadlines(start, config.seconds, sizes, steps) if config.seconds else [None] * len(sizes)
+    report = None
+    if progress is not None:
+        def report(record: dict) -> None:
+            done, total = len(history), sum(steps)
+            if config.seconds and record["seconds"] > 0:  # the iterations the budget will allow, at the rate so far
+                total = max(done, min(total, round(done * config.seconds / record["seconds"])))
+            progress(done, total, record)
     image: torch.Tensor | None = None
     for level, (size, level_steps) in enumerate(zip(sizes, steps)):
         target_content = resize_long_side(full_content, size) if size != config.size else full_content
-        style_images = [resize_long_side(s.float(), max(8, round(size * config.style_scale))) for s in styles]
-        if config.preserve_color == "histogram":
-            style_images = [match_color(s.to(dev), target_content) for s in style_images]
-        targets = loss.style_targets([s.to(dev) for s in style_images]).blend(blend.tolist())
         if image is None:
             image = _initial_image(config, target_content, generator)
         else:
             image = kornia.geometry.transform.resize(image, target_content.shape[-2:], interpolation="bilinear")
+        clock.deadline = deadlines[level]
+        if level:  # an iteration at this level costs more pixels than one at the last
+            clock.iteration *= size * size / max(1, sizes[level - 1] ** 2)
+        if not clock.has_time():
+            continue  # out of time: this level only upsamples
+        style_images = [resize_long_side(s.float(), max(8, round(size * config.style_scale))) for s in styles]
+        if config.preserve_color == "histogram":
+            style_images = [match_color(s.to(dev), target_content) for s in style_images]
+        targets = loss.style_targets([s.to(dev) for s in style_images]).blend(blend.tolist())
         level_loss = partial(loss, content_targets=loss.content_targets(target_content), style_grams=targets)
         image = _optimise_level(image, level_loss, config, level_steps, {"level": level, "size": size}, history,
-                                report)
+                                report, clock)
     assert image is not None
     result = image.detach().clamp(0, 1)
     if config.preserve_color == "luminance":
@@ -141,10 +189,10 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
 
 def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerms], config: GatysConfig,
                     steps: int, labels: dict, history: list[dict[str, float]],
-                    report: Callable[[dict], None] | None) -> torch.Tensor:
-    """``steps`` optimiser iterations on ``image`` at one pyramid level; returns the best image seen. An overshooting
-    step (L-BFGS without line search can diverge with large weights) goes back to the best image and restarts the
-    optimiser with half the step size."""
+                    report: Callable[[dict], None] | None, clock: _Clock) -> torch.Tensor:
+    """Up to ``steps`` optimiser iterations on ``image`` at one pyramid level, fewer when the next one would end
+    after ``clock.deadline``; returns the best image seen. An overshooting step (L-BFGS without line search can
+    diverge with large weights) goes back to the best image and restarts the optimiser with half the step size."""
     # a plain contiguous copy: L-BFGS flattens the gradient with view(), which a channels_last init (v2's output in
     # refine mode) would break
     image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
@@ -166,14 +214,18 @@ def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerm
         return terms.total
 
     best_total, best_image = math.inf, image.detach().clone()
-    for _ in range(steps):
+    done = 0
+    while done < steps and clock.has_time():
+        began = time.perf_counter()
         terms_box.clear()
         before = image.detach().clone()
         optimizer.step(closure)  # evaluates the loss at `before`, then moves the image
         if config.optimizer == "adam":
             with torch.no_grad():
                 image.clamp_(0, 1)
-        record = {**labels, **terms_box[0].item()}
+        done += 1
+        clock.iteration = time.perf_counter() - began
+        record = {**labels, **terms_box[0].item(), "seconds": time.perf_counter() - clock.start}
         if record["total"] < best_total:
             best_total, best_image = record["total"], before
         elif not math.isfinite(record["total"]) or record["total"] > 4 * best_total:
@@ -184,6 +236,8 @@ def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerm
         history.append(record)
         if report is not None:
             report(record)
+    if not done:
+        return image.detach()
     with torch.no_grad():
         final_total = float(loss(image).total)
     return image if final_total <= best_total else best_image

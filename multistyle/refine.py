@@ -50,36 +50,40 @@ def model_loss(model: ModelFile, device: str | torch.device = "cpu") -> Perceptu
 
 
 def refine_config(model: ModelFile, index: int, size: int, steps: int, start: torch.Tensor,
-                  scale: float = 1.0) -> GatysConfig:
+                  scale: float = 1.0, seconds: float | None = None) -> GatysConfig:
     """One-level Gatys settings starting at ``start``: the model's loss weights, and the painting at the size that
     matches the network's strokes (the training style size, ÷ ``scale``), relative to the ``size`` px result."""
     info = model.styles[index]
     style_px = int(info.training.get("style_size", 256)) * 256 / int(info.training.get("photo_size", 256)) / scale
     style_scale = min(8.0, max(0.05, style_px / size))
     loss = LossConfig.from_dict(model.loss) if model.loss else LossConfig()
-    return GatysConfig(size=size, steps=steps, init=start, min_size=size, style_scale=style_scale, loss=loss)
+    return GatysConfig(size=size, steps=steps, init=start, min_size=size, style_scale=style_scale, loss=loss,
+                       seconds=seconds)
 
 
 def refine(model: ModelFile, photo: torch.Tensor, start: torch.Tensor, weights: torch.Tensor, steps: int,
-           scale: float = 1.0, device: str | torch.device = "cpu", progress: ProgressFn | None = None
-           ) -> GatysResult:
+           scale: float = 1.0, device: str | torch.device = "cpu", progress: ProgressFn | None = None,
+           seconds: float | None = None) -> GatysResult:
     """``steps`` Gatys iterations on ``start`` ([1, 3, H, W], e.g. the network's output for ``photo``) towards the
-    content of ``photo`` and the blend ``weights`` [S] of the model's styles, with the model's own loss."""
+    content of ``photo`` and the blend ``weights`` [S] of the model's styles, with the model's own loss; fewer when
+    the wall-clock budget ``seconds`` ends it first (the best iterate is kept)."""
     steps = check_refine(steps)
     weights = weights.reshape(-1).float().cpu()
     used = [i for i in range(weights.numel()) if weights[i] > 0]
     paintings = style_paintings(model, used)
     size = max(photo.shape[-2:])
-    config = refine_config(model, used[0], size, max(1, steps), start.detach().float().cpu(), scale)
+    config = refine_config(model, used[0], size, max(1, steps), start.detach().float().cpu(), scale, seconds)
     return stylize_gatys(photo.float().cpu(), paintings, config, [float(weights[i]) for i in used],
                          model_loss(model, torch.device(device)), device, progress)
 
 
 def refine_batch(model: ModelFile, photos: torch.Tensor, starts: torch.Tensor, weights: torch.Tensor, steps: int,
-                 scale: float = 1.0, device: str | torch.device = "cpu", progress: ProgressFn | None = None
-                 ) -> torch.Tensor:
-    """:func:`refine` for each image of a batch [B, 3, H, W]; returns the refined batch (float32, CPU)."""
-    return torch.cat([refine(model, p[None], s[None], weights, steps, scale, device, progress).image
+                 scale: float = 1.0, device: str | torch.device = "cpu", progress: ProgressFn | None = None,
+                 seconds: float | None = None) -> torch.Tensor:
+    """:func:`refine` for each image of a batch [B, 3, H, W] (a budget ``seconds`` split evenly between them);
+    returns the refined batch (float32, CPU)."""
+    each = seconds / len(photos) if seconds else None
+    return torch.cat([refine(model, p[None], s[None], weights, steps, scale, device, progress, each).image
                       for p, s in zip(photos, starts)])
 
 

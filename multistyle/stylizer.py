@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import time
 from functools import lru_cache
 from typing import Sequence
 
@@ -119,17 +120,22 @@ class Stylizer:
 
     def __call__(self, image: torch.Tensor, weights: torch.Tensor, strength: float = 1.0,
                  preserve_color: bool = False, scale: float = 1.0, upsample: str = DEFAULT_UPSAMPLE,
-                 refine: int = 0, progress: ProgressFn | None = None) -> torch.Tensor:
+                 refine: int = 0, progress: ProgressFn | None = None, seconds: float | None = None
+                 ) -> torch.Tensor:
         """[B, 3, H, W] float in [0, 1] (any H, W ≥ 1) → stylized, same shape, float32 on the CPU. ``refine`` N > 0:
         then N Gatys iterations from the network's output with the model's own loss and stored paintings
-        (:mod:`multistyle.refine`; ``progress(i, N, losses)`` follows them)."""
+        (:mod:`multistyle.refine`; ``progress(i, N, losses)`` follows them), fewer when the wall-clock budget
+        ``seconds`` (network included) ends them first."""
+        began = time.perf_counter()
         with torch.inference_mode():
             x = image.to(self.device, self.dtype)
             out = self.raw(x, weights, scale, upsample)
-        if refine:
+        left = None if seconds is None else seconds - (time.perf_counter() - began)
+        if refine and (left is None or left > 0):
             from .refine import refine_batch
 
-            out = refine_batch(self.model, x.float(), out.clone(), weights[0], refine, scale, self.device, progress)
+            out = refine_batch(self.model, x.float(), out.clone(), weights[0], refine, scale, self.device, progress,
+                               left)
         with torch.inference_mode():
             return self.finish(out, x, strength, preserve_color).cpu()
 
@@ -164,28 +170,32 @@ def _as_output(result: torch.Tensor, like: object):
 def stylize(image: ImageLike | Sequence[ImageLike], style: StyleSpec = 0, strength: float = 1.0,
             preserve_color: bool = False, max_size: int | None = None, device: str | torch.device = "auto",
             model: str | os.PathLike | None = None, scale: float = 1.0, refine: int = 0,
-            upsample: str = DEFAULT_UPSAMPLE):
+            upsample: str = DEFAULT_UPSAMPLE, seconds: float | None = None):
     """Stylize one image or a list of images with a shipped (or given) multi-style model.
 
     ``image``: a path, PIL image, HxWx3 uint8 array, or float tensor [3|B, 3, H, W] in [0, 1]. ``style``: a
     name, an index, or a ``{name: weight}`` mix. ``strength`` 0..1 blends with the input (0 returns it).
     ``scale`` (0.1..4): stroke scale, the network runs at ``scale`` × the image size (0.5: bolder strokes, about
     4× cheaper; 2: finer); the result has the image's size. ``refine`` N > 0: then N Gatys iterations from the
-    network's output with the model's loss and the style's stored painting (slower, closer to the teacher).
+    network's output with the model's loss and the style's stored painting (slower, closer to the teacher);
+    ``seconds``: a wall-clock budget for the whole call (the refine stops when it is spent).
     Returns the same kind as given (a path gives a PIL image); a list gives a list.
     """
     if isinstance(image, (list, tuple)):
-        return [stylize(i, style, strength, preserve_color, max_size, device, model, scale, refine, upsample)
+        return [stylize(i, style, strength, preserve_color, max_size, device, model, scale, refine, upsample, seconds)
                 for i in image]
     strength = check_strength(strength)
     scale = check_scale(scale)
     if max_size is not None and not (isinstance(max_size, int) and max_size >= 8):
         raise ImageError(f"max_size must be a whole number >= 8, not {max_size!r}")
+    from .gatys import check_seconds
     from .refine import check_refine
 
     refine = check_refine(refine)
+    seconds = check_seconds(seconds)
     stylizer = get_stylizer(model, device)
     weights = style_weights(style, stylizer.names)
     x = limit_size(to_tensor(image), max_size)
-    out = stylizer(x, weights.expand(x.shape[0], -1), strength, preserve_color, scale, upsample, refine)
+    out = stylizer(x, weights.expand(x.shape[0], -1), strength, preserve_color, scale, upsample, refine,
+                   seconds=seconds)
     return _as_output(out, image)

@@ -80,3 +80,30 @@ def test_histogram_colour_matching_stays_on_the_inputs_device(tubingen, starry):
     assert result.device.type == "cpu" and torch.equal(result, expected)
     flat, ref = result.reshape(3, -1), tubingen.reshape(3, -1)
     assert torch.allclose(flat.mean(1), ref.mean(1), atol=0.03)
+
+
+def test_a_budgeted_run_stops_within_the_budget_plus_one_iteration(loss_net, tubingen, starry):
+    """seconds=: the run ends within the budget + one iteration, at the full size, keeping the best iterate; the
+    budget is shared by the pyramid's levels (each gets some iterations), so it never ends at a coarse level."""
+    budget = 1.5
+    config = GatysConfig(size=64, steps=100_000, min_size=32, seconds=budget, loss=loss_net.config)
+    totals = []
+    result = stylize_gatys(tubingen, [starry], config, loss=loss_net, device="cpu",
+                           progress=lambda i, n, rec: totals.append(n))
+    times = [0.0] + [h["seconds"] for h in result.history]
+    longest = max(b - a for a, b in zip(times, times[1:]))
+    assert result.seconds <= budget + longest + 0.05, (result.seconds, longest)
+    assert result.image.shape == (1, 3, 48, 64)
+    assert {45, 64} <= {h["size"] for h in result.history}  # the coarsest level's share may go on its targets
+    assert len(result.history) < 100_000 and totals[-1] < 100_000  # the progress total follows the budget
+    with torch.no_grad():
+        final = float(loss_net(result.image, loss_net.content_targets(tubingen),
+                               loss_net.style_targets([starry]).blend()).total)
+    assert final <= min(h["total"] for h in result.history if h["size"] == 64) * 1.001
+
+
+def test_budget_validation():
+    for bad in (0, -1.0, float("inf"), float("nan"), True, "3"):
+        with pytest.raises(Exception, match="seconds"):
+            GatysConfig(seconds=bad)
+    assert GatysConfig(seconds=2).seconds == 2.0

@@ -127,3 +127,16 @@ def test_uint8_device_path_matches_float_path():
     reference = multistyle.stylize(rgb, "the_scream", strength=0.8, device="cpu")
     reference = (reference[0].permute(1, 2, 0).numpy()[:, :, ::-1] * 255).round()
     assert np.abs(out.astype(np.float64) - reference).max() <= 1.0
+
+
+def test_refine_with_a_budget_stops_in_time():
+    """stylize(..., refine=N, seconds=S): the whole call (network + refine) ends within the budget + one
+    iteration, far before N iterations."""
+    import time
+
+    photo = load_image(PHOTO, max_size=64)
+    multistyle.stylize(photo, "udnie", device="cpu", refine=1)  # warm: model, loss network, style targets
+    start = time.perf_counter()
+    out = multistyle.stylize(photo, "udnie", device="cpu", refine=10_000, seconds=1.0)
+    elapsed = time.perf_counter() - start
+    assert out.shape == photo.shape and elapsed < 1.0 + 0.5, elapsed
