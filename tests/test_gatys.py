@@ -86,6 +86,8 @@ def test_a_budgeted_run_stops_within_the_budget_plus_one_iteration(loss_net, tub
     """seconds=: the run ends within the budget + one iteration, at the full size, keeping the best iterate; the
     budget is shared by the pyramid's levels (each gets some iterations), so it never ends at a coarse level."""
     budget = 1.5
+    warm = GatysConfig(size=64, steps=3, min_size=32, loss=loss_net.config)  # first calls per shape are slow
+    stylize_gatys(tubingen, [starry], warm, loss=loss_net, device="cpu")
     config = GatysConfig(size=64, steps=100_000, min_size=32, seconds=budget, loss=loss_net.config)
     totals = []
     result = stylize_gatys(tubingen, [starry], config, loss=loss_net, device="cpu",
