@@ -5,15 +5,23 @@ oneDNN *emulates* bf16 on any AVX-512 CPU without AVX512_BF16 (``torch.ops.mkldn
 true there), and the emulation is about 2.3× slower than fp32, so that flag is not asked. Native means: CUDA with
 bf16, or a CPU with AVX512_BF16 or AMX tiles that neither ``ONEDNN_MAX_CPU_ISA`` (oneDNN's kernels) nor
 ``ATEN_CPU_CAPABILITY`` (ATen's vector kernels) caps below them — ``torch.cpu._is_avx512_bf16_supported()`` reads
-CPUID and ignores both caps, so they are read here too.
+CPUID and ignores both caps, so they are read here too. Where the CPU is native, :func:`measured_bf16` can also time
+two evaluations of the caller's network in each precision and keep bf16 only if it is faster (cached per machine in
+the user cache, so it is paid once).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import platform
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
+
+from .paths import atomic_write, cache_dir
 
 # oneDNN's ISA names in increasing order (the values ONEDNN_MAX_CPU_ISA takes; DEFAULT/ALL = no cap)
 ONEDNN_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
@@ -82,6 +90,52 @@ def choose_precision(requested: str = "auto", device: torch.device | str = "cpu"
     if requested not in ("fp32", "bf16"):
         raise ValueError(f"precision must be auto, fp32 or bf16, not {requested!r}")
     return PrecisionChoice(requested == "bf16", f"{requested} as asked (--precision {requested})")
+
+
+def machine_key(what: str) -> str:
+    """What a measured choice depends on: the CPU, its caps, torch, the thread count, and ``what`` was timed."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in handle if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    caps = ",".join(f"{k}={os.environ[k]}" for k in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+                    if os.environ.get(k))
+    return f"{cpu}|{caps}|torch {torch.__version__}|{torch.get_num_threads()} threads|{what}"
+
+
+def measured_bf16(device: torch.device | str, evaluate: Callable[[bool], object], what: str,
+                  repeat: int = 1) -> PrecisionChoice:
+    """:func:`bf16_autocast_native`, then — only where that says bf16 on a CPU — ``evaluate(bf16)`` timed in both
+    precisions (one untimed call each, then ``repeat`` timed, interleaved): bf16 only if it is faster. The outcome
+    is cached in ``cache_dir()/precision.json`` under :func:`machine_key` (``what``: the network and size timed)."""
+    native = bf16_autocast_native(device)
+    if not native.bf16 or torch.device(device).type != "cpu":
+        return native
+    path, key = cache_dir() / "precision.json", machine_key(what)
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if not isinstance(cache.get(key), dict):
+        times = {False: [], True: []}
+        for i in range(repeat + 1):
+            for bf16 in (False, True):
+                start = time.perf_counter()
+                evaluate(bf16)
+                if i:
+                    times[bf16].append(time.perf_counter() - start)
+        cache[key] = {"fp32_ms": 1000 * min(times[False]), "bf16_ms": 1000 * min(times[True]),
+                      "measured": time.strftime("%Y-%m-%d %H:%M")}
+        try:
+            atomic_write(path, lambda tmp: open(tmp, "w").write(json.dumps(cache, indent=1)))
+        except OSError:
+            pass  # a read-only cache: measure again next time
+    fp32, bf16 = cache[key]["fp32_ms"], cache[key]["bf16_ms"]
+    faster = bf16 < fp32
+    return PrecisionChoice(faster, f"{native.reason}; measured {what}: bf16 {bf16:.0f} ms vs fp32 {fp32:.0f} ms"
+                           + ("" if faster else ", so fp32"))
 
 
 def torch_threads(requested: int | None = None, default: int | None = None) -> int | None:

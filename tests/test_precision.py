@@ -94,3 +94,31 @@ def test_threads_come_from_the_option_then_the_environment(monkeypatch):
     monkeypatch.setenv("MULTISTYLE_THREADS", "two")
     with pytest.raises(ValueError):
         torch_threads(None)
+
+
+def test_a_native_cpu_keeps_bf16_only_if_measured_faster_and_measures_once(cpu, monkeypatch, tmp_path):
+    """The timing probe: two evaluations per precision, the outcome cached per machine in the user cache."""
+    import time
+
+    monkeypatch.setenv("MULTISTYLE_CACHE", str(tmp_path))
+    cpu("avx512_bf16")
+    calls = []
+
+    def slow_bf16(bf16: bool) -> None:
+        calls.append(bf16)
+        time.sleep(0.02 if bf16 else 0.005)
+    first = precision.measured_bf16("cpu", slow_bf16, "test net")
+    assert not first.bf16 and "fp32" in first.reason and len(calls) == 4  # one untimed, one timed each
+    again = precision.measured_bf16("cpu", slow_bf16, "test net")
+    assert again == first and len(calls) == 4  # cached: not measured again
+    assert (tmp_path / "precision.json").is_file()
+    fast = precision.measured_bf16("cpu", lambda bf16: time.sleep(0.002 if bf16 else 0.01), "other net")
+    assert fast.bf16
+
+
+def test_an_emulating_cpu_is_never_measured_into_bf16(cpu, monkeypatch, tmp_path):
+    monkeypatch.setenv("MULTISTYLE_CACHE", str(tmp_path))
+    cpu("avx512_vnni")
+    calls = []
+    choice = precision.measured_bf16("cpu", calls.append, "test net")
+    assert not choice.bf16 and calls == [] and "emulated" in choice.reason

@@ -253,7 +253,7 @@ def run_add_style(args: argparse.Namespace) -> int:
     from ..modelfile import PACKAGED_CONTENT, PACKAGED_MODEL, resolve_model_path, user_model_path
     from ..paths import pick_device
     from ..precision import set_threads
-    from ..train.add_style import add_style, precision_choice, preset
+    from ..train.add_style import add_style, preset
 
     model = resolve_model_path(args.model)
     out = Path(args.out) if args.out else user_model_path()
@@ -264,15 +264,15 @@ def run_add_style(args: argparse.Namespace) -> int:
     if args.time_budget == 0:
         config = replace(config, time_budget=None)
     device, threads = pick_device(args.device), set_threads(args.threads)
-    if args.verbose:
-        choice = precision_choice(config, device)
-        print(f"precision: {choice.name} ({choice.reason}); device {device}, {threads} torch threads")
     bar, progress = tqdm_progress(config.steps, "add-style")
     result = add_style(args.style, model, out, args.content_dir or [PACKAGED_CONTENT], args.name, config,
                        device, progress)
     bar.close()
     new = result.styles[-1]
     final = new.training["final"]
+    if args.verbose:
+        print(f"precision: {new.training['precision']} ({new.training['precision_reason']}); device {device}, "
+              f"{threads} torch threads")
     print(f"added style {new.name!r} (index {len(result.styles) - 1}) in {new.training['seconds']}s, "
           f"{new.training['steps']} steps, content {final['content']:.4g} style {final['style']:.4g} -> {out}")
     return 0

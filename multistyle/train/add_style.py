@@ -27,7 +27,7 @@ from ..images import list_images, load_image, open_rgb, pil_to_tensor, resize_lo
 from ..loss import PerceptualLoss
 from ..modelfile import ModelFile, StyleInfo, load_model, make_painting, make_thumbnail, save_model
 from ..nets import StyleBankNet
-from ..precision import PrecisionChoice, choose_precision
+from ..precision import PrecisionChoice, choose_precision, measured_bf16
 from ..progress import ProgressFn
 from .data import ContentImages
 from .row_fit import PRECISIONS, PRESETS, AddStyleConfig, fit_rows, preset  # noqa: F401 (PRECISIONS, PRESETS: re-exported)
@@ -107,13 +107,13 @@ def learn_style(model: ModelFile, style: torch.Tensor, content: Sequence[str | o
             on_step(net, new, record)
         if progress is not None:
             progress(step, expected_steps(config, step, record["seconds"]), record)
-    choice = precision_choice(config, device)
-    bf16 = choice.bf16
     grams = targets.select(torch.zeros(1, dtype=torch.long))
     if config.trim:
         with torch.no_grad():
             start_image = net(photos[0][:1], torch.full((1,), new, device=device))
             loss_fn = loss_fn.trimmed(start_image, loss_fn.content_targets(photos[0][:1]), grams, config.trim)
+    choice = precision_choice(config, device, _loss_evaluation(loss_fn, photos[0][:1], grams))
+    bf16 = choice.bf16
     record = fit_rows(net, tables, new, loss_fn, photos, grams, config, bf16, start, report)
     for p in net.parameters():
         p.requires_grad_(False)
@@ -164,14 +164,34 @@ def _content_photos(content: Sequence[str | os.PathLike], config: AddStyleConfig
 
 
 def uses_bf16(config: AddStyleConfig, device: torch.device) -> bool:
-    """Whether the loss evaluations run under bf16 autocast (:func:`precision_choice`)."""
+    """Whether the loss evaluations would run under bf16 autocast, by capability alone (:func:`precision_choice`
+    without a measurement)."""
     return precision_choice(config, device).bf16
 
 
-def precision_choice(config: AddStyleConfig, device: torch.device) -> PrecisionChoice:
+def precision_choice(config: AddStyleConfig, device: torch.device,
+                     evaluate: Callable[[bool], object] | None = None) -> PrecisionChoice:
     """``config.precision`` resolved on ``device``: ``auto`` is bf16 only where it is native (AVX-512 BF16 or AMX:
-    1.7× faster per evaluation on a 2-core Zen 4, same held-out loss; MODEL.md), never oneDNN's emulation."""
-    return choose_precision(config.precision, device)
+    1.7× faster per evaluation on a 2-core Zen 4, same held-out loss; MODEL.md), never oneDNN's emulation; given
+    ``evaluate(bf16)``, a native CPU also has to prove bf16 faster on it (timed once per machine, then cached)."""
+    if config.precision != "auto" or evaluate is None:
+        return choose_precision(config.precision, device)
+    return measured_bf16(device, evaluate, evaluate.__doc__ or "add-style loss")
+
+
+def _loss_evaluation(loss_fn: PerceptualLoss, photo: torch.Tensor, grams: dict[str, torch.Tensor]
+                     ) -> Callable[[bool], object]:
+    """One forward + backward of the loss network on ``photo`` [1, 3, H, W], in bf16 autocast or fp32."""
+    feats = loss_fn.content_targets(photo)
+
+    def evaluate(bf16: bool) -> None:
+        x = photo.clone().requires_grad_(True)
+        with torch.autocast(photo.device.type, dtype=torch.bfloat16, enabled=bf16):
+            total = loss_fn(x, feats, grams).total
+        total.backward()
+    evaluate.__doc__ = (f"add-style loss network, {photo.shape[-1]}x{photo.shape[-2]}, "
+                        f"{len(loss_fn.config.style_layers)} style layers")
+    return evaluate
 
 
 def _check_old_styles(net, before: dict[str, torch.Tensor]) -> None:
