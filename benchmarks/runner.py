@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import add_style, arch, flicker, inference, knobs, live, peer, training  # noqa: F401  (importing registers them)
+from . import add_style, arch, cpu_matrix, flicker, inference, knobs, live, peer, training  # noqa: F401  (registers)
 from .kit import BENCHES, machine
 
 

