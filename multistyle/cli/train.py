@@ -218,7 +218,7 @@ def run_distill(args: argparse.Namespace) -> int:
 def add_style_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from ..train.add_style import PRECISIONS, PRESETS
 
-    fast = PRESETS["fast"]
+    fast, best = PRESETS["fast"], PRESETS["best"]
     p.add_argument("style", help="the painting to learn")
     p.add_argument("--model", help="model to extend (default: your user model if it exists, else the packaged one)")
     p.add_argument("-o", "--output", "--out", dest="out",
@@ -227,8 +227,9 @@ def add_style_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--quality", choices=tuple(PRESETS), default="fast",
                    help="fast (default, under 30 s on 2 CPU cores): warm start from the closest blend of the existing "
                         "styles, a few L-BFGS evaluations at 64 px, then Adam one photo per step at 128 and 256 px "
-                        f"until {fast.time_budget:.0f} s; best: the same {fast.steps} steps without the time limit "
-                        "(~1.5 min); legacy: the old recipe (mean start, 200 Adam steps, 5+ minutes)")
+                        f"until {fast.time_budget:.0f} s; best: {best.steps} steps, more of them at 128 px, to the end "
+                        f"or {best.time_budget:.0f} s (~2 min); legacy: the old recipe (mean start, 200 Adam steps, "
+                        "5+ minutes)")
     p.add_argument("--steps", type=positive_int, help=f"optimiser steps over all sizes (default {fast.steps}; the "
                                                       "preset's time budget may end the run sooner)")
     p.add_argument("--size", type=positive_int, help="photo size of the last stage, multiple of 8 (default 256)")

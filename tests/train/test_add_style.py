@@ -78,7 +78,7 @@ def test_learn_style_leaves_the_given_model_alone_and_records_the_recipe():
     assert learned.net is not model.net and learned.style_names == [*model.style_names, "scream2"]
     assert all(torch.equal(before[k], v) for k, v in model.net.state_dict().items())
     record = learned.styles[-1].training
-    assert record["schedule"] == [[16, 1, "adam"], [32, 1, "adam"]] and record["init"] == "blend" and record["blend"]
+    assert record["schedule"] == [[32, 2, "adam"]] and record["init"] == "blend" and record["blend"]
     assert record["steps"] == record["steps_requested"] == 2 and record["precision"] in ("bf16", "fp32")
     assert record["precision_reason"]
     cut = learn_style(model, painting, [PACKAGED_CONTENT], "scream3", "", preset("fast", steps=50, size=32, crops=2,
