@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import MultistyleError
+from ..precision import set_threads
 from ..styles import StyleSpec, style_weights
 from ..stylizer import check_scale, get_stylizer
 from ..video.frames import FrameSettings, FrameStylizer
@@ -200,6 +201,7 @@ def run_webcam(options: WebcamOptions) -> RunStats:
     if options.headless and not options.output and not options.virtual_camera:
         raise MultistyleError("--headless needs --output FILE.mp4 (or --virtual-camera)")
     scale = check_scale(options.scale)
+    set_threads(None)  # $MULTISTYLE_THREADS if set; else torch's one per core (fastest measured at 640 px)
     stylizer = get_stylizer(options.model, options.device)
     controls = Controls.for_style(stylizer.names, options.style, flicker=options.flicker, scale=scale)
     process = FrameStylizer(stylizer, controls, options.size, compile=options.compile)

@@ -27,6 +27,9 @@ def add_video(sub) -> None:
                    help="stroke scale 0.1..4 (network size / frame size; 0.5: bolder strokes, ~4x cheaper)")
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     p.add_argument("--no-flicker-reduction", action="store_true", help="stylize each frame on its own")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads for torch (default: $MULTISTYLE_THREADS, else one per core: the fastest "
+                        "measured for the video pipeline; README, Performance)")
     model_options(p)
     p.set_defaults(run=run_video)
 
@@ -45,6 +48,7 @@ def run_video(args: argparse.Namespace) -> int:
     """Stylize ``args.input`` into ``args.output`` with a progress bar (frames and fps)."""
     from tqdm import tqdm
 
+    from ..precision import set_threads
     from ..styles import parse_style_arg, style_weights
     from ..stylizer import check_scale, check_strength, get_stylizer
     from ..video.frames import FrameSettings, FrameStylizer
@@ -54,6 +58,7 @@ def run_video(args: argparse.Namespace) -> int:
 
     strength = check_strength(args.strength)
     scale = check_scale(args.scale)
+    set_threads(args.threads)
     source, out = Path(args.input), Path(args.output)
     if not source.is_file():
         return fail(f"{source}: no such video file")
