@@ -338,7 +338,7 @@ def bench_live(args: argparse.Namespace) -> dict:
     device = "cuda" if args.device.startswith("cuda") else "cpu"
     import torch
 
-    from multistyle.apps.demo_session import DemoOptions
+    from multistyle.apps.demo_options import DemoOptions
 
     sizes = effort(args, (480, 640), (480,), (64,))
     threads = tuple(sorted({torch.get_num_threads(), 1}, reverse=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Sequence, Union
@@ -29,7 +30,8 @@ def _flatten_alpha(img: Image.Image) -> Image.Image:
 
 
 def pil_to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode (16-bit, CMYK, palette, grey, alpha) → 8-bit RGB, EXIF orientation applied."""
+    """Any PIL mode (16-bit, CMYK, palette, grey, alpha) → 8-bit RGB, EXIF orientation applied; a CMYK image with
+    an embedded ICC profile is converted through it (the naive formula turns print colours dull)."""
     img = ImageOps.exif_transpose(img) or img
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
@@ -37,13 +39,67 @@ def pil_to_rgb(img: Image.Image) -> Image.Image:
         img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     elif img.mode == "F":
         img = Image.fromarray(np.clip(np.asarray(img) * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif img.mode == "CMYK" and img.info.get("icc_profile"):
+        img = _cmyk_via_profile(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         return _flatten_alpha(img)
     return img.convert("RGB")
 
 
-def open_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open an image file as 8-bit RGB with clear errors; refuses > ``max_pixels`` before decoding."""
+def _cmyk_via_profile(img: Image.Image) -> Image.Image:
+    """CMYK → sRGB through the image's own ICC profile (unchanged when Pillow has no LittleCMS or it fails)."""
+    try:
+        from PIL import ImageCms
+
+        source = ImageCms.ImageCmsProfile(io.BytesIO(img.info["icc_profile"]))
+        return ImageCms.profileToProfile(img, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except Exception:  # noqa: BLE001 - a broken profile: fall back to Pillow's plain conversion
+        return img
+
+
+def reduce_to(img: Image.Image, max_side: int | None) -> Image.Image:
+    """Shrink by a whole factor (Pillow's box ``reduce``, on 8-bit data) while the long side stays ≥ 2 ×
+    ``max_side``: a huge photo never becomes a huge float tensor; the exact resize follows in float."""
+    if max_side:
+        factor = max(img.size) // (2 * max_side)
+        if factor >= 2:
+            img = img.reduce(factor)
+    return img
+
+
+def decode_rgb(source: str | os.PathLike | bytes, label: str, max_pixels: int = MAX_PIXELS,
+               max_side: int | None = None) -> Image.Image:
+    """Decode a file (path) or its bytes as 8-bit RGB within limits, with one-line errors that name ``label``
+    (never a server path the visitor did not give). The size is read from the header and refused over
+    ``max_pixels`` before any decoding; with ``max_side``, JPEGs decode at a reduced scale (``Image.draft``) and
+    other formats are reduced right after decoding (:func:`reduce_to`)."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            if img.width * img.height > max_pixels:
+                raise ImageError(
+                    f"{label} is {img.width}x{img.height} = {img.width * img.height / 1e6:.0f} MP, over the "
+                    f"{max_pixels / 1e6:.0f} MP limit; downscale it first")
+            img.seek(0)  # animated images: first frame
+            if max_side and img.format == "JPEG":
+                img.draft(img.mode, (2 * max_side, 2 * max_side))
+            img.load()
+            return pil_to_rgb(reduce_to(img, max_side))
+    except ImageError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageError(f"{label} has far more pixels than the {max_pixels / 1e6:.0f} MP limit (decompression "
+                         "bomb?); downscale it first") from None
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{label} is not an image this tool can read ({exc.__class__.__name__}); "
+                         "use a PNG, JPEG, WebP, BMP, TIFF or GIF file") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{label} is corrupt or truncated ({str(exc).splitlines()[0] if str(exc) else 'no data'}); "
+                         "re-export or re-download it") from None
+
+
+def open_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, max_side: int | None = None) -> Image.Image:
+    """Open an image file as 8-bit RGB with clear errors; refuses > ``max_pixels`` before decoding (see
+    :func:`decode_rgb` for ``max_side``)."""
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: no such file; check the path")
@@ -51,25 +107,7 @@ def open_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Ima
         raise ImageError(f"{path} is a directory; give an image file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path} is empty (0 bytes); give a real image file")
-    try:
-        with Image.open(path) as img:
-            if img.width * img.height > max_pixels:
-                raise ImageError(
-                    f"{path} is {img.width}x{img.height} = {img.width * img.height / 1e6:.0f} MP, over the "
-                    f"{max_pixels / 1e6:.0f} MP limit; downscale it first (or raise MULTISTYLE_MAX_PIXELS)")
-            img.seek(0)  # animated images: first frame
-            img.load()
-            return pil_to_rgb(img)
-    except ImageError:
-        raise
-    except Image.DecompressionBombError:
-        raise ImageError(f"{path} has far more pixels than the {max_pixels / 1e6:.0f} MP limit (decompression bomb?); "
-                         "downscale it first") from None
-    except UnidentifiedImageError as exc:
-        raise ImageError(f"{path} is not an image this tool can read ({exc.__class__.__name__}); "
-                         "use a PNG, JPEG, WebP, BMP, TIFF or GIF file") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path} is corrupt or truncated ({exc}); re-export or re-download it") from None
+    return decode_rgb(path, str(path), max_pixels, max_side)
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
@@ -104,8 +142,9 @@ def to_tensor(image: ImageLike, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
 
 
 def load_image(path: str | os.PathLike, max_size: int | None = None, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
-    """Read an image file as [1, 3, H, W] float in [0, 1], downscaled so its long side is ≤ ``max_size``."""
-    return limit_size(to_tensor(path, max_pixels), max_size)
+    """Read an image file as [1, 3, H, W] float in [0, 1], downscaled so its long side is ≤ ``max_size`` (a big
+    file is reduced on 8-bit data first, so it never becomes a full-size float tensor)."""
+    return limit_size(pil_to_tensor(open_rgb(path, max_pixels, max_size)), max_size)
 
 
 def limit_size(image: torch.Tensor, max_size: int | None) -> torch.Tensor:

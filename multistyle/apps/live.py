@@ -23,6 +23,7 @@ from ..video.frames import FrameSettings, FrameStylizer
 
 JPEG_QUALITY = 80
 FPS_EVERY = 1.0  # seconds between updates of the frame-rate line
+NEW_STREAM_GAP = 3.0  # seconds without a frame after which the next frame starts a new stream
 
 
 def encode_jpeg_data_url(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> str:
@@ -89,10 +90,26 @@ class LiveStream:
         self.frames = FrameStylizer(stylizer, settings, size)  # the settings are replaced frame by frame
         self.rate = FrameRate()
         self.shape: tuple[int, int] | None = None
+        self.began: float | None = None  # when the current stream's first frame came
+        self.last: float | None = None  # when its latest frame came
+
+    def streamed(self) -> float:
+        """Seconds the current stream has run (0 when the last frame is older than :data:`NEW_STREAM_GAP`)."""
+        now = time.perf_counter()
+        if self.began is None or self.last is None or now - self.last > NEW_STREAM_GAP:
+            return 0.0
+        return now - self.began
+
+    def restart(self) -> None:
+        """The next frame starts a new stream (after this one was ended to let others in)."""
+        self.began = self.last = None
 
     def __call__(self, rgb: np.ndarray, settings: FrameSettings) -> np.ndarray:
         """One browser frame (RGB uint8, any size) → the stylized frame (RGB uint8, at most the live size)."""
         started = time.perf_counter()
+        if self.streamed() == 0.0:
+            self.began = started
+        self.last = started
         if rgb.ndim != 3 or rgb.shape[2] < 3:
             raise MultistyleError("the camera sent something that is not a colour frame")
         self.frames.settings = settings

@@ -32,10 +32,14 @@ def start(tmp_path_factory, **options):
     """A demo on a free localhost port → (url, app); nothing of the user's is touched (the user model is a temp
     path; conftest points $MULTISTYLE_HOME at a temp folder)."""
     from multistyle.apps.demo import build_app, launch
-    from multistyle.apps.demo_session import DemoOptions
+    from multistyle.apps.demo_options import DemoOptions
 
     user_model = tmp_path_factory.mktemp("user") / "model.safetensors"
-    app = build_app(options=DemoOptions(device="cpu", user_model=user_model, live_size=LIVE_SIZE, **options))
+    import torch
+
+    options.setdefault("threads", torch.get_num_threads())  # the suite's own setting (the CLI's default is 1)
+    app = build_app(options=DemoOptions(device="cpu", user_model=user_model, live_size=LIVE_SIZE, **options),
+                    temp_parent=str(tmp_path_factory.mktemp("server-tmp")))
     port = free_port()
     launch(app, "127.0.0.1", port, block=False)
     return f"http://127.0.0.1:{port}/", app
@@ -75,7 +79,7 @@ def test_client_stylize_mix_and_errors(server, small_photo):
                        api_name="/stylize")
     not_image = small_photo.with_name("notes.png")
     not_image.write_text("hello")
-    with pytest.raises(AppError, match="cannot identify image file"):  # refused by the upload itself
+    with pytest.raises(AppError, match="'notes.png' is not an image this tool can read"):  # our one-line error
         client.predict(handle_file(str(not_image)), "starry_night", 1.0, None, 0.5, None, 0.5, 1.0, False, 1024,
                        api_name="/stylize")
 

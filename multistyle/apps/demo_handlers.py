@@ -1,0 +1,200 @@
+"""The demo page's event handlers: each checks what the visitor sent (numbers, images, style names), runs within
+the host's limits (:class:`~.demo_options.DemoOptions`) as a job of that visitor (ended when they leave), and
+fails with one line (:func:`~.demo_guard.guarded`). The page's layout is in :mod:`.demo`.
+
+(No ``from __future__ import annotations`` here: Gradio finds the ``gr.Request`` / ``gr.SelectData`` parameters of
+the handlers by their annotations, which must be real objects.)"""
+
+from pathlib import Path
+
+from ..errors import MultistyleError
+from .demo_guard import guarded
+from .demo_inputs import number
+from .demo_options import FAST, LIVE, SLOW
+from .demo_session import MAX_ADD_STEPS, DemoHost, add_style_to_session, gallery
+
+MIX_SLOTS = 3
+
+
+def style_mix(*slots) -> dict[str, float]:
+    """``(name, weight, name, weight, ...)`` from the menus → ``{name: weight}`` (empty menus skipped)."""
+    mix: dict[str, float] = {}
+    for name, weight in zip(slots[::2], slots[1::2]):
+        if name:
+            mix[str(name)[:200]] = mix.get(str(name)[:200], 0.0) + number(weight, "a style weight", 0, 1)
+    if not mix:
+        raise MultistyleError("pick at least one style")
+    return mix
+
+
+def session_key(request) -> str | None:
+    return getattr(request, "session_hash", None)
+
+
+def _look(stylizer, s1, w1, s2, w2, s3, w3, strength, scale):
+    """The checked style weights, strength and stroke scale of a request."""
+    from ..styles import style_weights
+    from ..stylizer import check_scale
+
+    weights = style_weights(style_mix(s1, w1, s2, w2, s3, w3), stylizer.names)
+    return weights, number(strength, "strength", 0, 1), check_scale(number(scale, "stroke scale", 0.1, 4))
+
+
+def _photo(image, max_size: int):
+    from ..images import limit_size, pil_to_tensor, reduce_to
+
+    if image is None:
+        raise MultistyleError("upload an image first")
+    return limit_size(pil_to_tensor(reduce_to(image, max_size)), max_size)
+
+
+def stylize_handler(host: DemoHost):
+    """The /stylize function (the page's instant preview): (photo, 3 × (style, weight), strength, colours, size cap,
+    scale) → the stylized photo. Nothing to do (and no error) before there is a photo."""
+    import gradio as gr
+
+    @guarded("stylize")
+    def stylize_fn(image, s1, w1, s2, w2, s3, w3, strength, preserve, max_size, scale=1.0,
+                   request: gr.Request = None):
+        from ..images import tensor_to_uint8
+
+        if image is None:
+            return gr.skip()
+        stylizer = host.visitor_stylizer(session_key(request))
+        weights, strength, scale = _look(stylizer, s1, w1, s2, w2, s3, w3, strength, scale)
+        x = _photo(image, number(max_size, "size cap", 16, host.options.stylize_max_size, whole=True))
+        with host.jobs.run(session_key(request), FAST):
+            return tensor_to_uint8(stylizer(x, weights, strength, bool(preserve), scale))
+
+    return stylize_fn
+
+
+def _progress(ticket, progress, desc: str):
+    """A library progress callback that reports to the page and ends the job once the visitor has left."""
+    def report(i, n, record=None):
+        ticket.check()
+        progress((i, n), desc=desc)
+
+    return report
+
+
+def refine_handler(host: DemoHost):
+    """The /refine function: /stylize's inputs + refine iterations → the network's result refined by Gatys within
+    the host's ``refine_seconds`` budget, at most ``gatys_max_size`` px."""
+    import gradio as gr
+
+    @guarded("refine")
+    def refine_fn(image, s1, w1, s2, w2, s3, w3, strength, preserve, max_size, scale, refine,
+                  request: gr.Request = None, progress=gr.Progress()):
+        from ..images import tensor_to_uint8
+
+        o = host.options
+        stylizer = host.visitor_stylizer(session_key(request))
+        weights, strength, scale = _look(stylizer, s1, w1, s2, w2, s3, w3, strength, scale)
+        steps = number(refine, "refine iterations", 1, 200, whole=True)
+        x = _photo(image, min(o.gatys_max_size, number(max_size, "size cap", 16, o.stylize_max_size, whole=True)))
+        with host.jobs.run(session_key(request), SLOW, exclusive=True) as ticket:
+            out = stylizer(x, weights, strength, bool(preserve), scale, refine=steps, seconds=o.refine_seconds,
+                           progress=_progress(ticket, progress, "refining"))
+        return tensor_to_uint8(out)
+
+    return refine_fn
+
+
+def live_handler(host: DemoHost):
+    """The /live stream function: one camera frame + the Live tab's controls → (stylized frame, fps line)."""
+    import gradio as gr
+    import numpy as np
+
+    from ..video.frames import FrameSettings
+    from .live import LiveStream
+
+    @guarded("live")
+    def live_fn(frame, s1, w1, s2, w2, s3, w3, strength, preserve, scale, flicker, request: gr.Request = None):
+        if frame is None:
+            return gr.skip(), gr.skip()
+        o, key = host.options, session_key(request)
+        session = host.sessions.open(key)
+        stylizer = session.stylizer(host)
+        weights, strength, scale = _look(stylizer, s1, w1, s2, w2, s3, w3, strength, scale)
+        settings = FrameSettings(weights, strength, bool(preserve), bool(flicker), scale)
+        if session.live is None or session.live.stylizer is not stylizer:
+            session.live = LiveStream(stylizer, o.live_size, settings)
+        live = session.live
+        if live.streamed() > o.live_fair_seconds and host.waiting(LIVE):
+            live.restart()
+            raise MultistyleError(f"your stream ran {o.live_fair_seconds:.0f} s while other visitors wait for a "
+                                  "slot; press Record to queue again")
+        with host.jobs.run(key, LIVE):
+            out = live(np.asarray(frame), settings)
+        return out, (live.status() if live.rate.due() else gr.skip())
+
+    return live_fn
+
+
+def gatys_handler(host: DemoHost):
+    """The /gatys function: (photo, painting, size, steps, keep colours) → the optimised image, within the host's
+    ``gatys_seconds`` budget (the best image reached by then), at most ``gatys_max_size`` px and
+    ``gatys_max_steps`` iterations."""
+    import gradio as gr
+
+    @guarded("gatys")
+    def gatys_fn(image, style_image, size, steps, preserve, request: gr.Request = None, progress=gr.Progress()):
+        from ..gatys import GatysConfig, stylize_gatys
+        from ..images import pil_to_tensor, tensor_to_uint8
+
+        o = host.options
+        if image is None or style_image is None:
+            raise MultistyleError("upload a photo and a painting first")
+        size = number(size, "size", 64, o.gatys_max_size, whole=True)
+        steps = number(steps, "steps", 1, o.gatys_max_steps, whole=True)
+        content, style = _photo(image, size), pil_to_tensor(style_image.copy())
+        from ..images import limit_size
+
+        style = limit_size(style, 2 * size)
+        config = GatysConfig(size=size, steps=steps, preserve_color="luminance" if preserve else None,
+                             seconds=o.gatys_seconds)
+        with host.jobs.run(session_key(request), SLOW, exclusive=True) as ticket:
+            result = stylize_gatys(content, [style], config, loss=host.gatys_loss(), device=o.device,
+                                   progress=_progress(ticket, progress, "optimising"))
+        return tensor_to_uint8(result.image)
+
+    return gatys_fn
+
+
+def add_style_handler(host: DemoHost):
+    """The /add_style function: (painting, name, steps) → (gallery, style-1 menu, message)."""
+    import gradio as gr
+
+    @guarded("add_style")
+    def add_style_fn(painting, name, steps, request: gr.Request = None, progress=gr.Progress()):
+        steps = number(steps, "steps", 1, MAX_ADD_STEPS, whole=True)
+        key = session_key(request)
+        session = host.sessions.open(key)
+        with host.jobs.run(key, SLOW, exclusive=True) as ticket:
+            clean, _ = add_style_to_session(host, session, painting, None if name is None else str(name)[:100],
+                                            steps, _progress(ticket, progress, "learning the style"))
+        names = session.names(host)
+        where = "saved in the host's model file" if host.options.save_styles else \
+            "for this visit only: download the model file below to keep it"
+        return (gallery(session.stylizer(host)), gr.update(choices=names, value=clean),
+                f"Added style '{clean}' (now {len(names)} styles, {where}).")
+
+    return add_style_fn
+
+
+def after_add_handler(host: DemoHost):
+    """Bring every other style menu and the download button up to date after a style was added (only the
+    visitor's own session is read: calling it directly shows nothing of anyone else's)."""
+    import gradio as gr
+
+    @guarded("after_add")
+    def after_add(request: gr.Request = None):
+        session = host.sessions.get(session_key(request))
+        names = (session.stylizer(host) if session else host.stylizer()).names
+        path = session.model_file if session else None
+        menus = [gr.update(choices=names)] * (2 * MIX_SLOTS - 1)
+        download = gr.update(value=str(path), visible=True) if path and Path(path).is_file() else gr.update()
+        return (*menus, download)
+
+    return after_add
