@@ -19,7 +19,6 @@ import torch
 
 from .kit import DATA, HELD_OUT, ROOT, cpu_flags, devices, effort, register, table
 
-REFINE_STYLES = ("starry_night", "great_wave")  # the first one present is used
 
 
 def _photos(size: int) -> list[torch.Tensor]:
@@ -114,92 +113,202 @@ def _timed_gatys(photo, painting, config, loss, device, start: float | None = No
     return result, curve
 
 
+REFINE_STORED = ("starry_night", "udnie", "great_wave")  # styles stored in the model
+REFINE_NEW = ("starry_night", "mondrian_tableau_2", "the_scream")  # new paintings: left out of the model (add-style's)
+REFINE_STEPS = {256: 40, 512: 25, 1024: 15}  # refine iterations per size (the curve's length)
+
+
+def _env_list(name: str, default: tuple) -> tuple:
+    value = os.environ.get(name, "").strip()
+    return tuple(v for v in value.split(",") if v) if value else default
+
+
+def _refine_cases(args: argparse.Namespace) -> list[tuple[int, str, str, str]]:
+    """(size, photo, kind, style) runs; ``REFINE_SIZES``, ``REFINE_PHOTOS``, ``REFINE_KINDS`` (stored,new) and
+    ``REFINE_STYLES`` (comma lists) pick a part, so a long bench can run in pieces."""
+    sizes = [int(v) for v in _env_list("REFINE_SIZES", tuple(map(str, effort(args, (256, 512, 1024), (256,), (32,)))))]
+    photos = _env_list("REFINE_PHOTOS", HELD_OUT if not args.quick and not getattr(args, "smoke", False)
+                       else HELD_OUT[:1])
+    kinds = _env_list("REFINE_KINDS", ("stored", "new"))
+    cases = []
+    for size in sizes:
+        for photo in photos:
+            for kind in kinds:
+                names = _env_list("REFINE_STYLES", REFINE_STORED if kind == "stored" else REFINE_NEW)
+                cases += [(size, photo, kind, n) for n in names[: effort(args, None, 1, 1)]]
+    return cases
+
+
+def _refine_run(model, base, index: int, start_index: int, photo: torch.Tensor, painting: torch.Tensor, loss,
+                steps: int, precision: str) -> tuple[list[tuple[float, float]], torch.Tensor, float]:
+    """The network (style ``start_index`` of ``base``) then ``steps`` one-level refine iterations → (curve from the
+    network's start, image, network seconds)."""
+    from multistyle.refine import refine_config
+    from multistyle.stylizer import Stylizer
+
+    stylizer = Stylizer(base, "cpu")
+    weights = torch.zeros(1, len(base.styles))
+    weights[0, start_index] = 1.0
+    stylizer.raw(photo, weights)  # warm
+    start = time.perf_counter()
+    out = stylizer.raw(photo, weights)
+    network_s = time.perf_counter() - start
+    config = refine_config(model, index, max(photo.shape[-2:]), steps, out.cpu(), 1.0, precision=precision)
+    result, curve = _timed_gatys(photo, painting, config, loss, "cpu", start)
+    return [(network_s, _loss_of(loss, out, photo, painting))] + curve, result.image, network_s
+
+
+def _loss_of(loss, image: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(loss(image, loss.content_targets(photo), loss.style_targets([painting]).blend()).total)
+
+
+def _reach(curve: list[tuple[float, float]], target: float) -> float:
+    """Seconds until the curve's loss is at most ``target`` (nan if never)."""
+    return next((s for s, value in curve if value <= target), math.nan)
+
+
 @register("refine")
 def bench_refine(args: argparse.Namespace) -> dict:
-    """Refine mode: the model's loss against seconds for Gatys from the photo (the default run: 100 L-BFGS
-    iterations, 64→256 px pyramid), Gatys from noise, and N iterations from the network's output (one level),
-    on the held-out photos at 256 px; which N reaches the default run's final loss, in what fraction of its time."""
+    """Best quality in seconds (issue #31): the model's loss against seconds for the default Gatys run (100 L-BFGS
+    iterations over the 64 px → size pyramid, fp32, from the photo), today's refine (the network's output, then
+    one-level L-BFGS at full size, fp32) and the new path (the same with the loss network under bf16 autocast where
+    native, = ``--refine N`` / ``--best`` now); stored styles and new paintings (left out of the model, started
+    from the zero-shot row), on the held-out photos, at 256/512/1024 px. Figure: time to reach the default run's
+    final loss / that run's time, same run. Also the zero-shot row: seconds at 512 px (warm) and its held-out
+    loss against add-style's 25 s row (``REFINE_ADDSTYLE=1``; the add-style bench's photos and size)."""
     from multistyle.gatys import GatysConfig
+    from multistyle.images import load_image
     from multistyle.modelfile import get_model
     from multistyle.refine import model_loss, refine_config, style_paintings
-    from multistyle.styles import style_weights
-    from multistyle.stylizer import get_stylizer
+    from multistyle.zero_shot import zero_shot_model
 
-    device = devices(args)[-1]
+    from .add_style import leave_one_out
+
     model = get_model(args.model)
-    stylizer = get_stylizer(args.model, device)
-    loss = model_loss(model, torch.device(device))
-    size = effort(args, 256, 128, 32)
-    steps = effort(args, 100, 40, 2)
-    refine_steps = effort(args, 50, 30, 2)
-    names = [n for n in REFINE_STYLES if n in model.style_names][:1]  # ~10 CPU-minutes per photo at 256 px
-    runs = []
-    for photo_name, photo in zip(HELD_OUT, _photos(size)):
-        for name in names:
-            index = model.style_names.index(name)
-            painting = style_paintings(model, [index])[0]
-            base = refine_config(model, index, size, steps, photo, 1.0)
-            cfg = {k: getattr(base, k) for k in ("style_scale", "loss")}
-            _, default = _timed_gatys(photo, painting, GatysConfig(size=size, steps=steps, **cfg), loss, device)
-            _, noise = _timed_gatys(photo, painting, GatysConfig(size=size, steps=steps, init="noise", **cfg), loss,
-                                    device)
-            start = time.perf_counter()
-            out = stylizer.raw(photo, style_weights(index, model.style_names))
-            network_s = time.perf_counter() - start
-            config = refine_config(model, index, size, refine_steps, out.cpu(), 1.0)
-            _, refined = _timed_gatys(photo, painting, config, loss, device, start)
-            with torch.no_grad():
-                net_loss = float(loss(out.to(device), loss.content_targets(photo.to(device)),
-                                      loss.style_targets([painting.to(device)]).blend()).total)
-            runs.append({"photo": photo_name, "style": name, "default": default, "noise": noise,
-                         "refine": [(network_s, net_loss)] + refined})
-    rows = []
-    for run in runs:
-        target_s, target = run["default"][-1]
-        reach = next((n for n, (_s, value) in enumerate(run["refine"]) if value <= target), None)
-        rows.append({"photo": run["photo"], "style": run["style"], "gatys_loss": target, "gatys_s": target_s,
-                     "network_over_gatys": run["refine"][0][1] / target,
-                     "noise_final_over_gatys": run["noise"][-1][1] / target,
-                     "refine_n": reach, "refine_s": run["refine"][reach][0] if reach is not None else math.nan,
-                     "time_fraction": run["refine"][reach][0] / target_s if reach is not None else math.nan,
-                     f"refine{refine_steps}_over_gatys": run["refine"][-1][1] / target})
-    print(table(f"Refine: iterations N from the network's output until the model's loss reaches the default Gatys "
-                f"run's final loss ({steps} L-BFGS iterations, pyramid to {size} px), {device}",
-                ["photo", "style", "Gatys loss", "Gatys s", "network / Gatys", "noise run / Gatys", "N", "s",
-                 "fraction of Gatys time", f"after {refine_steps} / Gatys"],
-                [[r["photo"], r["style"], r["gatys_loss"], r["gatys_s"], r["network_over_gatys"],
-                  r["noise_final_over_gatys"], r["refine_n"] if r["refine_n"] is not None else "not reached",
-                  r["refine_s"], r["time_fraction"], r[f"refine{refine_steps}_over_gatys"]] for r in rows]))
-    reached = [r for r in rows if r["refine_n"] is not None]
-    if reached:
-        print(f"reached in {len(reached)}/{len(rows)} runs: median N {statistics.median(r['refine_n'] for r in reached)},"
-              f" median time fraction {statistics.median(r['time_fraction'] for r in reached):.3g}\n")
-    _plot_refine(runs, Path(args.out_dir) / "refine_curve.png")
-    return {"refine": rows, "refine_curves": [{k: v for k, v in r.items()} for r in runs]}
+    loss = model_loss(model)
+    runs, sheets = [], {}
+    for size, photo_name, kind, name in _refine_cases(args):
+        index = model.style_names.index(name)
+        painting = style_paintings(model, [index])[0]
+        photo = load_image(DATA / "content" / photo_name, max_size=size)
+        if kind == "stored":
+            base, start_index = model, index
+        else:
+            base = zero_shot_model(leave_one_out(model, index), painting)
+            start_index = len(base.styles) - 1
+        cfg = refine_config(model, index, size, 100, photo, 1.0)
+        _timed_gatys(photo, painting, GatysConfig(size=size, steps=2, min_size=size, style_scale=cfg.style_scale,
+                                                  loss=cfg.loss), loss, "cpu")  # warm the shapes
+        default_result, default = _timed_gatys(photo, painting, GatysConfig(
+            size=size, steps=effort(args, 100, 100, 4), style_scale=cfg.style_scale, loss=cfg.loss), loss, "cpu")
+        steps = effort(args, REFINE_STEPS.get(size, 20), REFINE_STEPS.get(size, 20), 2)
+        today, _, network_s = _refine_run(model, base, index, start_index, photo, painting, loss, steps, "fp32")
+        new, new_image, _ = _refine_run(model, base, index, start_index, photo, painting, loss, steps, "auto")
+        target_s, target = default[-1]
+        run = {"size": size, "photo": photo_name, "kind": kind, "style": name, "gatys_s": target_s,
+               "gatys_loss": target, "network_s": network_s, "network_over_gatys": new[0][1] / target,
+               "today_reach": _reach(today, target) / target_s, "new_reach": _reach(new, target) / target_s,
+               "today_final": today[-1][1] / target, "new_final": new[-1][1] / target, "steps": steps,
+               "new_s": new[-1][0] / target_s, "curves": {"default": default, "today": today, "new": new}}
+        runs.append(run)
+        print(f"{size} px {photo_name} {kind} {name}: Gatys {target_s:.1f} s; reach today {run['today_reach']:.3f}x, "
+              f"new {run['new_reach']:.3f}x", flush=True)
+        from multistyle.stylizer import Stylizer
+
+        weights = torch.zeros(1, len(base.styles))
+        weights[0, start_index] = 1.0
+        sheets.setdefault(size, []).extend([
+            (f"{name} ({kind}): network", Stylizer(base, "cpu").raw(photo, weights).cpu()),
+            (f"new path, {steps} it, {new[-1][0]:.0f} s", new_image),
+            (f"default Gatys, {target_s:.0f} s", default_result.image)])
+    rows = [{k: v for k, v in r.items() if k != "curves"} for r in runs]
+    print(table("Refine: time to reach the default Gatys run's final loss / that run's time (same run, model loss, "
+                f"cpu, {torch.get_num_threads()} threads)",
+                ["size", "photo", "kind", "style", "Gatys s", "network / Gatys loss", "today's refine", "new path",
+                 f"new path after N / Gatys loss", "N"],
+                [[r["size"], r["photo"], r["kind"], r["style"], r["gatys_s"], r["network_over_gatys"],
+                  r["today_reach"], r["new_reach"], r["new_final"], r["steps"]] for r in rows]))
+    for size in sorted({r["size"] for r in runs}):
+        group = [r for r in runs if r["size"] == size]
+        for kind in ("stored", "new"):
+            part = [r["new_reach"] for r in group if r["kind"] == kind]
+            if part:
+                print(f"{size} px {kind}: median new-path fraction {statistics.median(part):.3g} "
+                      f"(worst {max(part):.3g}) over {len(part)} runs")
+        _plot_refine(group, Path(args.out_dir) / f"refine_{size}.png", size)
+        from multistyle.images import save_image
+        from multistyle.sheet import contact_sheet
+
+        save_image(contact_sheet(sheets[size], columns=3), Path(args.out_dir) / f"refine_sheet_{size}.jpg")
+    zero = _zero_shot_figures(args, model, loss)
+    return {"refine": rows, "refine_curves": [r["curves"] for r in runs], "zero_shot": zero}
 
 
-def _plot_refine(runs: list[dict], path: Path) -> None:
+def _zero_shot_figures(args: argparse.Namespace, model, loss) -> dict:
+    """Zero-shot: seconds of ``stylize(photo, painting=...)`` at 512 px with a painting not seen before (the model
+    and loss network warm), and, with ``REFINE_ADDSTYLE=1``, the held-out loss of the zero-shot row against the
+    25 s add-style row (leave-one-out, add-style bench's photos at 256 px)."""
+    import multistyle
+    from multistyle.images import load_image
+    from multistyle.refine import style_paintings
+    from multistyle.zero_shot import zero_shot_model
+
+    from .add_style import HELD_OUT as ADD_HELD_OUT
+    from .add_style import HeldOut, leave_one_out, run_recipe
+
+    size = effort(args, 512, 512, 32)
+    photo = load_image(DATA / "content" / HELD_OUT[0], max_size=size)
+    multistyle.stylize(photo, painting=DATA / "styles" / "woman_with_hat.jpg", device="cpu")  # warm
+    times = []
+    for name in ("water_lilies", "edtaonisl", "composition_vii")[: effort(args, 3, 2, 1)]:
+        start = time.perf_counter()
+        multistyle.stylize(photo, painting=load_image(DATA / "styles" / f"{name}.jpg"), device="cpu")
+        times.append(time.perf_counter() - start)
+    out = {"size": size, "seconds": times, "median_s": statistics.median(times), "rows": []}
+    print(table(f"Zero-shot stylize at {size} px (a new painting each call, warm)", ["median s", "max s"],
+                [[out["median_s"], max(times)]]))
+    if os.environ.get("REFINE_ADDSTYLE") != "1":
+        return out
+    for name in REFINE_NEW[: effort(args, 3, 1, 1)]:
+        index = model.style_names.index(name)
+        painting = style_paintings(model, [index])[0]
+        base = leave_one_out(model, index)
+        held = HeldOut(loss, painting, [DATA / "content" / f for f in ADD_HELD_OUT], effort(args, 256, 256, 32))
+        zero = zero_shot_model(base, painting)
+        fast, _ = run_recipe(base, painting, "fast", args)
+        row = {"painting": name, "zero_shot": held(zero.net, len(zero.styles) - 1),
+               "add_style_fast": held(fast["net"], len(zero.styles) - 1), "fast_s": fast["seconds"]}
+        row["ratio"] = row["zero_shot"] / row["add_style_fast"]
+        out["rows"].append(row)
+    print(table("Zero-shot row vs the 25 s add-style row (held-out loss, leave-one-out)",
+                ["painting", "zero-shot", "add-style fast", "fast s", "zero-shot / fast"],
+                [[r["painting"], r["zero_shot"], r["add_style_fast"], r["fast_s"], r["ratio"]] for r in out["rows"]]))
+    return out
+
+
+def _plot_refine(runs: list[dict], path: Path, size: int) -> None:
     """Median over runs of loss / default Gatys final loss against seconds / default Gatys seconds."""
     from multistyle.plots import line_plot
 
     grid = [i / 40 for i in range(49)]  # 0 .. 1.2 × the default run's time
     series: dict[str, list[float]] = {}
-    for key, label in (("default", "Gatys from the photo (default)"), ("noise", "Gatys from noise"),
-                       ("refine", "refine: from the network's output")):
+    for key, label in (("default", "default Gatys (from the photo, fp32)"), ("today", "today's refine (fp32)"),
+                       ("new", "new path (refine, bf16 where native)")):
         values = []
         for x in grid:
             at = []
             for run in runs:
-                target_s, target = run["default"][-1]
-                seen = [v for s, v in run[key] if s / target_s <= x]
+                seen = [v for s, v in run["curves"][key] if s / run["gatys_s"] <= x]
                 if seen:
-                    at.append(seen[-1] / target)
+                    at.append(seen[-1] / run["gatys_loss"])
             values.append(statistics.median(at) if len(at) == len(runs) else math.nan)
         series[label] = values
     series["default run's final loss"] = [1.0] * len(grid)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line_plot(grid, series, path, title="Loss at the final size vs time (median of runs, relative to default Gatys)",
-              log_y=True, x_label="seconds / default Gatys run's seconds", y_label="loss / default Gatys final loss")
+    line_plot(grid, series, path, title=f"{size} px: loss vs time (median of {len(runs)} runs, relative to default "
+              "Gatys)", log_y=True, x_label="seconds / default Gatys run's seconds",
+              y_label="loss / default Gatys final loss")
     print(f"plot written to {path}")
 
 

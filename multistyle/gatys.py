@@ -16,6 +16,7 @@ from .errors import ImageError, StyleError
 from .images import resize_long_side
 from .loss import LossConfig, LossTerms, PerceptualLoss
 from .paths import pick_device
+from .precision import bf16_autocast_native
 from .progress import ProgressFn
 from .styles import validate_blend_weights
 
@@ -26,6 +27,9 @@ def check_seconds(seconds: float | None) -> float | None:
                                 or not (math.isfinite(seconds) and seconds > 0)):
         raise StyleError(f"seconds must be a finite number > 0, not {seconds!r}")
     return None if seconds is None else float(seconds)
+
+
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 @dataclass
@@ -45,6 +49,7 @@ class GatysConfig:
     preserve_color: str | None = None  # None, "luminance" or "histogram"
     loss: LossConfig = field(default_factory=LossConfig)
     seconds: float | None = None  # wall-clock budget of the run (None: run all ``steps``)
+    precision: str = "fp32"  # loss network under "bf16" autocast, "fp32", or "auto" (bf16 where the CPU has it)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.size, int) and 8 <= self.size <= 8192):
@@ -62,6 +67,8 @@ class GatysConfig:
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"learning rate must be > 0, not {self.lr}")
         self.seconds = check_seconds(self.seconds)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         if isinstance(self.init, torch.Tensor) and not (self.init.dim() == 4 and self.init.shape[:2] == (1, 3)):
             raise ValueError(f"an init image tensor must be [1, 3, H, W], not {tuple(self.init.shape)}")
 
@@ -150,6 +157,7 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
         generator.seed()
     sizes = pyramid(config.size, min(config.min_size, config.size))
     steps = split_steps(config.steps, len(sizes))
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_autocast_native(dev).bf16)
     full_content = resize_long_side(content.float(), config.size).to(dev)
     history: list[dict[str, float]] = []
     clock = _Clock(start)
@@ -171,15 +179,15 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
         clock.deadline = deadlines[level]
         if level:  # an iteration at this level costs more pixels than one at the last
             clock.iteration *= size * size / max(1, sizes[level - 1] ** 2)
-        if not clock.has_time():
-            continue  # out of time: this level only upsamples
+        if not level_steps or not clock.has_time():
+            continue  # no iterations here (fewer steps than levels) or out of time: only upsampled
         style_images = [resize_long_side(s.float(), max(8, round(size * config.style_scale))) for s in styles]
         if config.preserve_color == "histogram":
             style_images = [match_color(s.to(dev), target_content) for s in style_images]
         targets = loss.style_targets([s.to(dev) for s in style_images]).blend(blend.tolist())
         level_loss = partial(loss, content_targets=loss.content_targets(target_content), style_grams=targets)
         image = _optimise_level(image, level_loss, config, level_steps, {"level": level, "size": size}, history,
-                                report, clock)
+                                report, clock, bf16)
     assert image is not None
     result = image.detach().clamp(0, 1)
     if config.preserve_color == "luminance":
@@ -189,7 +197,7 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
 
 def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerms], config: GatysConfig,
                     steps: int, labels: dict, history: list[dict[str, float]],
-                    report: Callable[[dict], None] | None, clock: _Clock) -> torch.Tensor:
+                    report: Callable[[dict], None] | None, clock: _Clock, bf16: bool = False) -> torch.Tensor:
     """Up to ``steps`` optimiser iterations on ``image`` at one pyramid level, fewer when the next one would end
     after ``clock.deadline``; returns the best image seen. An overshooting step (L-BFGS without line search can
     diverge with large weights) goes back to the best image and restarts the optimiser with half the step size."""
@@ -208,7 +216,8 @@ def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerm
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        terms = loss(image)
+        with torch.autocast(image.device.type, torch.bfloat16, enabled=bf16):
+            terms = loss(image)
         terms.total.backward()
         terms_box.append(terms)
         return terms.total

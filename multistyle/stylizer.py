@@ -152,6 +152,35 @@ def get_stylizer(model: str | os.PathLike | None = None, device: str | torch.dev
     return _stylizer(str(path), mtime, str(pick_device(device)))
 
 
+_ZERO_SHOT: dict[int, Stylizer] = {}
+
+
+def zero_shot_stylizer(stylizer: Stylizer, painting: ImageLike) -> Stylizer:
+    """A :class:`Stylizer` of ``stylizer``'s model plus one style for ``painting``, applied at once without
+    training (its last style; :func:`multistyle.zero_shot.zero_shot_model`); the model file is not touched."""
+    from .zero_shot import zero_shot_model
+
+    model = zero_shot_model(stylizer.model, painting, device=stylizer.device)
+    if id(model) not in _ZERO_SHOT:
+        while len(_ZERO_SHOT) >= 4:
+            _ZERO_SHOT.pop(next(iter(_ZERO_SHOT)))
+        _ZERO_SHOT[id(model)] = Stylizer(model, stylizer.device, stylizer.half)
+    return _ZERO_SHOT[id(model)]
+
+
+def head_start(stylizer: Stylizer, photo: torch.Tensor, paintings: Sequence[torch.Tensor],
+               blend: Sequence[float] | None = None) -> torch.Tensor:
+    """The network's output for ``photo`` [1, 3, H, W] towards ``paintings`` (blended by ``blend``), as the start of
+    a Gatys run: each painting's zero-shot style mix (a stored painting gives its own style), mixed by ``blend``.
+    No training; float32 [1, 3, H, W] on the CPU."""
+    from .styles import validate_blend_weights
+    from .zero_shot import painting_weights
+
+    blend_w = validate_blend_weights(blend if blend is not None else [1.0] * len(paintings), len(paintings))
+    mix = sum(float(b) * painting_weights(stylizer.model, p, stylizer.device) for p, b in zip(paintings, blend_w))
+    return stylizer.raw(photo, torch.as_tensor(mix)[None]).cpu()
+
+
 def check_strength(strength: float) -> float:
     """Strength must be a number in [0, 1]; returns it as a float."""
     if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
@@ -170,7 +199,8 @@ def _as_output(result: torch.Tensor, like: object):
 def stylize(image: ImageLike | Sequence[ImageLike], style: StyleSpec = 0, strength: float = 1.0,
             preserve_color: bool = False, max_size: int | None = None, device: str | torch.device = "auto",
             model: str | os.PathLike | None = None, scale: float = 1.0, refine: int = 0,
-            upsample: str = DEFAULT_UPSAMPLE, seconds: float | None = None):
+            upsample: str = DEFAULT_UPSAMPLE, seconds: float | None = None, best: bool = False,
+            painting: ImageLike | None = None):
     """Stylize one image or a list of images with a shipped (or given) multi-style model.
 
     ``image``: a path, PIL image, HxWx3 uint8 array, or float tensor [3|B, 3, H, W] in [0, 1]. ``style``: a
@@ -178,22 +208,30 @@ def stylize(image: ImageLike | Sequence[ImageLike], style: StyleSpec = 0, streng
     ``scale`` (0.1..4): stroke scale, the network runs at ``scale`` × the image size (0.5: bolder strokes, about
     4× cheaper; 2: finer); the result has the image's size. ``refine`` N > 0: then N Gatys iterations from the
     network's output with the model's loss and the style's stored painting (slower, closer to the teacher);
-    ``seconds``: a wall-clock budget for the whole call (the refine stops when it is spent).
+    ``best``: the network, then refine (``refine`` iterations, default ``BEST_STEPS``; with ``seconds``, as many
+    as the budget allows). ``seconds``: a wall-clock budget for the whole call (the refine stops when it is spent,
+    keeping the best iterate). ``painting`` (taken like ``image``): any painting at once, without training: the
+    warm-start style mix for it (:mod:`multistyle.zero_shot`) replaces ``style``; the model file is unchanged.
     Returns the same kind as given (a path gives a PIL image); a list gives a list.
     """
     if isinstance(image, (list, tuple)):
-        return [stylize(i, style, strength, preserve_color, max_size, device, model, scale, refine, upsample, seconds)
-                for i in image]
+        return [stylize(i, style, strength, preserve_color, max_size, device, model, scale, refine, upsample, seconds,
+                        best, painting) for i in image]
     strength = check_strength(strength)
     scale = check_scale(scale)
     if max_size is not None and not (isinstance(max_size, int) and max_size >= 8):
         raise ImageError(f"max_size must be a whole number >= 8, not {max_size!r}")
     from .gatys import check_seconds
-    from .refine import check_refine
+    from .refine import BEST_STEPS, MAX_REFINE, check_refine
 
     refine = check_refine(refine)
     seconds = check_seconds(seconds)
+    if best and not refine:
+        refine = MAX_REFINE if seconds else BEST_STEPS
     stylizer = get_stylizer(model, device)
+    if painting is not None:
+        stylizer = zero_shot_stylizer(stylizer, painting)
+        style = len(stylizer.names) - 1
     weights = style_weights(style, stylizer.names)
     x = limit_size(to_tensor(image), max_size)
     out = stylizer(x, weights.expand(x.shape[0], -1), strength, preserve_color, scale, upsample, refine,

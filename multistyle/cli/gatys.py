@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import time
 
-from .common import fail, nonneg_float, positive_int, tqdm_progress
+from .common import fail, nonneg_float, positive_float, positive_int, tqdm_progress
 
+NETWORK_STEPS = 30  # iterations from the network's head start (all at full size)
 LOSS_NETS = ("vgg19", "efficientnet_lite0", "vgg16", "resnet50")
 
 
@@ -27,10 +30,17 @@ def add_gatys(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp ...)")
     p.add_argument("--style-weights", type=nonneg_float, nargs="+", help="blend weight per style image")
     p.add_argument("--size", type=positive_int, default=512, help="long side of the result in pixels")
-    p.add_argument("--steps", type=positive_int, default=100, help="optimiser iterations over all scales")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="optimiser iterations (default: 100 over the scales from content or noise, %d at full size "
+                        "from the network; with --seconds, as many as fit)" % NETWORK_STEPS)
+    p.add_argument("--seconds", type=positive_float, metavar="S",
+                   help="wall-clock budget: stop when it is spent, keeping the best picture (at full size)")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--lr", type=nonneg_float, default=None, help="learning rate (default 1 for L-BFGS, 0.02 Adam)")
-    p.add_argument("--init", default="content", help="content, noise, or an image path")
+    p.add_argument("--init", default="network",
+                   help="network (the model's output for the photo with the style mix that best matches the "
+                        "painting(s), no training: a head start, optimised at full size only), content, noise, "
+                        "or an image path")
     p.add_argument("--noise-ratio", type=nonneg_float, default=0.0, help="mix of noise into the start image, 0..1")
     p.add_argument("--content-weight", type=nonneg_float, default=d.content_weight)
     p.add_argument("--style-weight", type=nonneg_float, default=d.style_weight)
@@ -49,19 +59,16 @@ def add_gatys(sub) -> None:
 
 def run_gatys(args: argparse.Namespace) -> int:
     from ..gatys import GatysConfig, stylize_gatys
-    from ..images import load_image, save_image
+    from ..images import load_image, resize_long_side, save_image
     from ..loss import LossConfig, PerceptualLoss
     from ..refine import stored_paintings
 
-    if args.init not in ("content", "noise") and not os.path.isfile(args.init):
-        return fail(f"--init must be 'content', 'noise' or an existing image file, not {args.init!r}")
+    if args.init not in ("network", "content", "noise") and not os.path.isfile(args.init):
+        return fail(f"--init must be 'network', 'content', 'noise' or an existing image file, not {args.init!r}")
     if args.noise_ratio > 1:
         return fail("--noise-ratio must be between 0 and 1")
     loss_cfg = LossConfig(content_weight=args.content_weight, style_weight=args.style_weight,
                           tv_weight=args.tv_weight, pooling=args.pooling, loss_net=args.loss_net)
-    config = GatysConfig(size=args.size, steps=args.steps, optimizer=args.optimizer, lr=args.lr or None,
-                         init=args.init, noise_ratio=args.noise_ratio, seed=args.seed, style_scale=args.style_scale,
-                         preserve_color=args.preserve_color, loss=loss_cfg)
     from ..images import SAVE_FORMATS
 
     if os.path.splitext(args.output)[1].lower() not in SAVE_FORMATS:
@@ -74,12 +81,25 @@ def run_gatys(args: argparse.Namespace) -> int:
         args.style_weights = args.style_weights or blend
     else:
         styles = [load_image(s) for s in args.styles]
+    network = args.init == "network"
+    steps = args.steps or (100_000 if args.seconds else NETWORK_STEPS if network else 100)
+    init, seconds, began = args.init, args.seconds, time.perf_counter()
+    if network:
+        from ..stylizer import get_stylizer, head_start
+
+        init = head_start(get_stylizer(args.model, args.device), resize_long_side(content, args.size), styles,
+                          args.style_weights)
+        seconds = seconds and max(0.01, seconds - (time.perf_counter() - began))  # the budget includes the start
+    config = GatysConfig(size=args.size, steps=steps, optimizer=args.optimizer, lr=args.lr or None,
+                         init=init, noise_ratio=args.noise_ratio, seed=args.seed, style_scale=args.style_scale,
+                         preserve_color=args.preserve_color, loss=loss_cfg, seconds=seconds,
+                         min_size=args.size if network else 64, precision="auto" if network else "fp32")
     loss = PerceptualLoss(loss_cfg, weights_path=args.vgg_weights)
     bar, progress = tqdm_progress(config.steps, "gatys")
     result = stylize_gatys(content, styles, config, args.style_weights, loss, args.device, progress)
     bar.close()
     save_image(result.image, args.output)
-    last = result.history[-1]
-    print(f"{result.seconds:.1f}s  content {last['content']:.4g}  style {last['style']:.4g}  "
+    last = result.history[-1] if result.history else {"content": math.nan, "style": math.nan, "tv": math.nan}
+    print(f"{time.perf_counter() - began:.1f}s  content {last['content']:.4g}  style {last['style']:.4g}  "
           f"tv {last['tv']:.4g}  -> {args.output}")
     return 0

@@ -1,0 +1,108 @@
+"""Zero-shot stylize (any painting at once, the warm-start row, no training), --best and --seconds, with the real
+network, VGG19 and paintings at tiny sizes."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+
+import numpy as np
+import torch
+from conftest import ROOT, STYLES, assert_one_line_error, run_cli
+from PIL import Image
+
+import multistyle
+from multistyle.images import load_image
+from multistyle.modelfile import PACKAGED_MODEL, get_model
+from multistyle.stylizer import get_stylizer, head_start
+from multistyle.zero_shot import painting_weights, zero_shot_model
+
+PHOTO = ROOT / "examples" / "tubingen.jpg"
+PAINTING = STYLES / "the_scream.jpg"
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_zero_shot_row_leaves_the_model_file_unchanged(tmp_path):
+    path = tmp_path / "model.safetensors"
+    shutil.copy(PACKAGED_MODEL, path)
+    before_file = _sha(path)
+    model = get_model(path)
+    before = {k: v.clone() for k, v in model.net.state_dict().items()}
+    extended = zero_shot_model(model, str(PAINTING))
+    out = multistyle.stylize(str(PHOTO), painting=str(PAINTING), model=str(path), device="cpu", max_size=64)
+    assert _sha(path) == before_file and get_model(path) is model
+    assert all(torch.equal(v, model.net.state_dict()[k]) for k, v in before.items())
+    assert len(extended.styles) == len(model.styles) + 1 and extended.styles[-1].painting is not None
+    weights = painting_weights(model, str(PAINTING))
+    for norm_old, norm_new in zip(model.net.norms(), extended.net.norms()):
+        assert torch.equal(norm_new.gamma[:-1], norm_old.gamma)
+        assert torch.allclose(norm_new.gamma[-1], weights @ norm_old.gamma, atol=1e-6)
+    assert isinstance(out, Image.Image) and max(out.size) == 64
+
+
+def test_the_painting_is_taken_like_the_image_and_matches_the_style_mix():
+    pil = Image.open(PAINTING).convert("RGB")
+    photo = load_image(PHOTO, max_size=64)
+    outs = [multistyle.stylize(photo, painting=p, device="cpu")
+            for p in (str(PAINTING), pil, np.asarray(pil), load_image(PAINTING)[0])]
+    assert all(torch.allclose(o, outs[0], atol=1 / 255) for o in outs)
+    stylizer = get_stylizer(None, "cpu")
+    mix = painting_weights(stylizer.model, str(PAINTING))
+    assert torch.allclose(stylizer(photo, mix[None]), outs[0], atol=1e-4)  # the row = the style mix
+    # a stored painting's zero-shot mix is (almost) its own style
+    udnie = stylizer.names.index("udnie")
+    stored = stylizer.model.styles[udnie].painting.permute(2, 0, 1)[None].float() / 255
+    assert int(painting_weights(stylizer.model, stored).argmax()) == udnie
+    start = head_start(stylizer, photo, [load_image(PAINTING)])
+    assert torch.allclose(start, outs[0], atol=1e-4)
+
+
+def test_zero_shot_is_quick_when_warm():
+    photo = load_image(PHOTO, max_size=128)
+    painting = load_image(STYLES / "water_lilies.jpg")
+    multistyle.stylize(photo, painting=painting, device="cpu")
+    other = load_image(STYLES / "great_wave.jpg")
+    start = time.perf_counter()
+    multistyle.stylize(photo, painting=other, device="cpu")  # a new painting, the loss network warm
+    assert time.perf_counter() - start < 10
+
+
+def test_best_with_a_budget_from_the_api():
+    photo = load_image(PHOTO, max_size=64)
+    multistyle.stylize(photo, "udnie", device="cpu", best=True, seconds=0.5)  # warm
+    start = time.perf_counter()
+    out = multistyle.stylize(photo, "udnie", device="cpu", best=True, seconds=1.0)
+    assert time.perf_counter() - start < 1.5 and out.shape == photo.shape
+
+
+def test_cli_painting_best_seconds(tmp_path):
+    out = tmp_path / "out.png"
+    done = run_cli("stylize", str(PHOTO), "--painting", str(PAINTING), "-o", str(out), "--max-size", "64",
+                   "--best", "--seconds", "3", "--device", "cpu")
+    assert done.returncode == 0, done.stderr.decode()
+    assert Image.open(out).size == (64, 48)
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    for painting, expected in ((bad, "not an image"), (tmp_path / "missing.jpg", "no such file")):
+        line = assert_one_line_error(run_cli("stylize", str(PHOTO), "--painting", str(painting), "-o",
+                                             str(tmp_path / "x.png")))
+        assert expected in line, line
+    assert not (tmp_path / "x.png").exists()
+    line = assert_one_line_error(run_cli("stylize", str(PHOTO), "-o", str(out), "--best", "--seconds", "0"))
+    assert "--seconds" in line
+
+
+def test_cli_gatys_budget_and_head_start(tmp_path):
+    out = tmp_path / "g.png"
+    start = time.perf_counter()
+    done = run_cli("gatys", str(PHOTO), str(PAINTING), "-o", str(out), "--size", "64", "--seconds", "2",
+                   "--device", "cpu")
+    assert done.returncode == 0, done.stderr.decode()
+    assert Image.open(out).size == (64, 48)
+    seconds = float(done.stdout.decode().strip().splitlines()[-1].split("s")[0])
+    assert seconds < 4, seconds  # the budget + one (cold, first) iteration
+    assert time.perf_counter() - start < 60
