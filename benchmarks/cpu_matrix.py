@@ -102,7 +102,7 @@ def row_api(args: argparse.Namespace) -> dict:
         fns = {"ours": lambda: stylize(frame, 0, model="v2", device="cpu")}
         if StyleTransfer is not None:
             peer = StyleTransfer(device="cpu", threads=threads)
-            fns["peer"] = lambda: peer.stylize(frame, 0)
+            fns["peer"] = lambda peer=peer: peer.stylize(frame, 0)
         ms = gapped_ms(fns, effort(args, 11, 5, 1), effort(args, 0.1, 0.1, 0.0))
         out[f"ms@{threads}"] = ms["ours"]
         if "peer" in ms:

@@ -17,6 +17,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -129,7 +130,7 @@ def measured_bf16(device: torch.device | str, evaluate: Callable[[bool], object]
         cache[key] = {"fp32_ms": 1000 * min(times[False]), "bf16_ms": 1000 * min(times[True]),
                       "measured": time.strftime("%Y-%m-%d %H:%M")}
         try:
-            atomic_write(path, lambda tmp: open(tmp, "w").write(json.dumps(cache, indent=1)))
+            atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(cache, indent=1)))
         except OSError:
             pass  # a read-only cache: measure again next time
     fp32, bf16 = cache[key]["fp32_ms"], cache[key]["bf16_ms"]

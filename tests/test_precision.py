@@ -78,7 +78,8 @@ def test_asked_precision_is_kept(cpu):
 def test_this_machine_agrees_with_its_own_flags():
     """Unmocked: the choice on the real CPU follows /proc/cpuinfo's avx512_bf16/amx_tile flags."""
     try:
-        flags = open("/proc/cpuinfo").read().split()
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read().split()
     except OSError:
         pytest.skip("no /proc/cpuinfo")
     native = ("avx512_bf16" in flags or "amx_tile" in flags) and precision.onednn_isa_cap() is None \
