@@ -17,7 +17,7 @@ from .progress import ProgressFn
 from .styles import parse_style_arg, style_weights
 
 MAX_REFINE = 10_000
-BEST_STEPS = 20  # --best without --seconds: about the default Gatys run's loss in ~1/4 of its time (MODEL.md)
+BEST_STEPS = 20  # --best without --seconds: about the default Gatys run's loss in ~1/3 of its time (MODEL.md)
 NO_PAINTINGS = "this model file has no stored paintings; retrain or re-add the style"
 
 

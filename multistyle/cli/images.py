@@ -42,7 +42,7 @@ def add_image_commands(sub) -> None:
     p.add_argument("--best", action="store_true",
                    help="the best picture in the time given: the network, then refine (--seconds: as many "
                         "iterations as fit, keeping the best; without it: a short fixed schedule that aims at the "
-                        "loss of the default `multistyle gatys` run in about a quarter of its time)")
+                        "loss of the default `multistyle gatys` run in about a third of its time)")
     p.add_argument("--seconds", type=positive_float, metavar="S",
                    help="wall-clock budget per image for the network + refine (with --best or --refine)")
     p.add_argument("--painting", metavar="FILE",
