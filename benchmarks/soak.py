@@ -2,6 +2,7 @@
 
 * webcam: N frames of the test clip (looped) through the headless pipeline at a small size; reports RSS growth.
 * gradio: the demo on 127.0.0.1, then sequential and concurrent requests through gradio_client; counts errors.
+* hostile: an ordinary visitor's latency and Live fps while one client floods the demo (``benchmarks/hostile.py``).
 Everything stays on this machine, with bounded counts and time.
 """
 
@@ -116,12 +117,21 @@ def soak_gradio(sequential: int, concurrent: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["webcam", "gradio"])
+    parser.add_argument("which", choices=["webcam", "gradio", "hostile"])
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--sequential", type=int, default=50)
     parser.add_argument("--concurrent", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=10, help="hostile: the visitor's calls per phase")
+    parser.add_argument("--flood", type=int, default=10_000, help="hostile: fresh-session calls for the RSS check")
+    parser.add_argument("--no-browser", action="store_true", help="hostile: skip the Live-tab figures")
+    parser.add_argument("--out-dir", type=Path, default=Path("bench-out"), help="hostile: where hostile.json goes")
     args = parser.parse_args(argv)
+    if args.which == "hostile":
+        from .hostile import run
+
+        run(args.requests, args.flood, browser=not args.no_browser, out_dir=args.out_dir)
+        return 0
     if args.which == "webcam":
         return soak_webcam(args.frames, args.size)
     return soak_gradio(args.sequential, args.concurrent)

@@ -161,7 +161,35 @@ class Admission:
                     "(one at a time per visitor)")
         if len(waiting) >= self.options.lane_waiting(kind):
             return f"the page is busy: {len(waiting)} {LANE_NAMES[kind]}s are waiting; try again in a minute"
+        for value in body.data or []:  # an inline image too big by its header never enters the queue
+            url = value.get("url") if isinstance(value, dict) else None
+            if isinstance(url, str) and url.startswith("data:"):
+                reason = oversized(url, self.options.max_pixels)
+                if reason:
+                    return reason
         return None
+
+
+def oversized(data_url: str, max_pixels: int) -> str | None:
+    """Why a ``data:`` URL's image is refused by its header alone (None: fine, or not readable from the first
+    64 KB — the full decode then checks it)."""
+    import base64
+    import binascii
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    start = data_url.find(",") + 1
+    try:
+        head = base64.b64decode(data_url[start:start + 87_380], validate=False)
+        with Image.open(io.BytesIO(head)) as img:
+            w, h = img.size
+    except (binascii.Error, ValueError, OSError, UnidentifiedImageError, SyntaxError):
+        return None
+    if w * h > max_pixels:
+        return (f"the image is {w}x{h} = {w * h / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP limit; "
+                "downscale it first")
+    return None
 
 
 class RequestTooLarge(Exception):

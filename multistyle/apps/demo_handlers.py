@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import MultistyleError
 from .demo_guard import guarded
 from .demo_inputs import number
-from .demo_options import FAST, LIVE, SLOW
+from .demo_options import FAST, LIVE
 from .demo_session import MAX_ADD_STEPS, DemoHost, add_style_to_session, gallery
 
 MIX_SLOTS = 3
@@ -93,9 +93,9 @@ def refine_handler(host: DemoHost):
         weights, strength, scale = _look(stylizer, s1, w1, s2, w2, s3, w3, strength, scale)
         steps = number(refine, "refine iterations", 1, 200, whole=True)
         x = _photo(image, min(o.gatys_max_size, number(max_size, "size cap", 16, o.stylize_max_size, whole=True)))
-        with host.jobs.run(session_key(request), SLOW, exclusive=True) as ticket:
-            out = stylizer(x, weights, strength, bool(preserve), scale, refine=steps, seconds=o.refine_seconds,
-                           progress=_progress(ticket, progress, "refining"))
+        out = host.jobs.slow(session_key(request), lambda ticket: stylizer(
+            x, weights, strength, bool(preserve), scale, refine=steps, seconds=o.refine_seconds,
+            progress=_progress(ticket, progress, "refining")))
         return tensor_to_uint8(out)
 
     return refine_fn
@@ -154,9 +154,9 @@ def gatys_handler(host: DemoHost):
         style = limit_size(style, 2 * size)
         config = GatysConfig(size=size, steps=steps, preserve_color="luminance" if preserve else None,
                              seconds=o.gatys_seconds)
-        with host.jobs.run(session_key(request), SLOW, exclusive=True) as ticket:
-            result = stylize_gatys(content, [style], config, loss=host.gatys_loss(), device=o.device,
-                                   progress=_progress(ticket, progress, "optimising"))
+        result = host.jobs.slow(session_key(request), lambda ticket: stylize_gatys(
+            content, [style], config, loss=host.gatys_loss(), device=o.device,
+            progress=_progress(ticket, progress, "optimising")))
         return tensor_to_uint8(result.image)
 
     return gatys_fn
@@ -171,9 +171,9 @@ def add_style_handler(host: DemoHost):
         steps = number(steps, "steps", 1, MAX_ADD_STEPS, whole=True)
         key = session_key(request)
         session = host.sessions.open(key)
-        with host.jobs.run(key, SLOW, exclusive=True) as ticket:
-            clean, _ = add_style_to_session(host, session, painting, None if name is None else str(name)[:100],
-                                            steps, _progress(ticket, progress, "learning the style"))
+        clean, _ = host.jobs.slow(key, lambda ticket: add_style_to_session(
+            host, session, painting, None if name is None else str(name)[:100], steps,
+            _progress(ticket, progress, "learning the style")))
         names = session.names(host)
         where = "saved in the host's model file" if host.options.save_styles else \
             "for this visit only: download the model file below to keep it"

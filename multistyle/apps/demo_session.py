@@ -19,10 +19,10 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
 
 from ..errors import MultistyleError
-from .demo_options import DemoOptions
+from .demo_options import SLOW, DemoOptions
 
 if TYPE_CHECKING:  # imported where used: the CLI's option parser imports this module's neighbours
     import numpy as np
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # imported where used: the CLI's option parser imports this m
 MAX_ADD_STEPS = 1000  # the steps slider's top (Gradio refuses larger values, from the API too); fast stops at 25 s
 FOLDER_PREFIX = "multistyle-demo-"  # + the server's pid: the server's one temp folder
 LEGACY_PREFIX = "multistyle-session-"  # what earlier versions left behind
+T = TypeVar("T")
 
 
 class Cancelled(MultistyleError):
@@ -240,35 +241,57 @@ class Ticket:
             raise Cancelled("the visitor left")
 
 
+SLOW_NICE = 10  # the slow worker's CPU priority (Linux nice): Stylize and Live frames go first when they contend
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: a thread is a task with its own nice value)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SLOW_NICE)
+
+
 class Jobs:
     """The jobs running now, by visitor: ended when the visitor leaves, and counted by the queue's admission (a job
-    Gradio cancelled keeps its thread until it stops, and still counts as that visitor's). Slow jobs also take the
-    one slow slot, so however Gradio's queue is driven, at most one runs."""
+    Gradio cancelled keeps running until it stops, and still counts as that visitor's). Slow jobs run one at a time
+    on one worker thread of our own at a lower CPU priority, however Gradio's queue is driven."""
 
     def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self._running: list[Ticket] = []
         self._lock = threading.Lock()
-        self.slow = threading.Lock()
+        self._slow = ThreadPoolExecutor(1, thread_name_prefix="multistyle-slow", initializer=_lower_priority)
 
     @contextlib.contextmanager
-    def run(self, key: str | None, lane: str, exclusive: bool = False) -> Iterator[Ticket]:
+    def run(self, key: str | None, lane: str) -> Iterator[Ticket]:
+        """Count a job of visitor ``key`` in ``lane`` while the block runs."""
         ticket = Ticket(key, lane)
         with self._lock:
             self._running.append(ticket)
         try:
-            if exclusive:
-                with self.slow:
-                    ticket.check()
-                    yield ticket
-            else:
-                yield ticket
+            yield ticket
         finally:
             with self._lock:
                 self._running.remove(ticket)
 
+    def slow(self, key: str | None, work: Callable[[Ticket], T], lane: str = SLOW) -> T:
+        """Run ``work(ticket)`` on the slow worker (after any slow job before it) and wait for its result; the
+        caller's context (Gradio's progress tracking) goes with it."""
+        import contextvars
+
+        with self.run(key, lane) as ticket:
+            context = contextvars.copy_context()
+            return self._slow.submit(context.run, lambda: (ticket.check(), work(ticket))[1]).result()
+
     def running(self, key: str | None, lane: str) -> int:
         with self._lock:
             return sum(1 for t in self._running if t.key == key and t.lane == lane)
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            tickets = list(self._running)
+        for t in tickets:
+            t.cancelled.set()
 
     def cancel(self, key: str | None) -> int:
         """End every job of the visitor ``key`` (at its next progress report); how many."""
@@ -327,7 +350,8 @@ class DemoHost:
         return sum(1 for s in self.sessions.values() if s.holds())
 
     def close(self) -> None:
-        """Release every session and remove the server's temp folder (also done at exit)."""
+        """End every job, release every session and remove the server's temp folder (also done at exit)."""
+        self.jobs.cancel_all()
         self.sessions.release_all()
         self.folders.close()
 

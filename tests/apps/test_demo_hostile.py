@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import base64
-import io
-import json
 import os
 import re
 import signal
@@ -13,7 +11,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from conftest import ROOT
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from benchmarks.hostile import big_png, raw_call
 from multistyle.apps.demo_session import FOLDER_PREFIX
 
 PHOTO = ROOT / "examples" / "tubingen.jpg"
@@ -83,30 +81,6 @@ def fn_index(app, name: str) -> int:
     raise KeyError(name)
 
 
-def raw_call(url: str, index: int, data: list, session: str | None = None, event_data=None,
-             timeout: float = 60) -> tuple[int, str | list | None]:
-    """Join the queue as a script would and wait for the outcome → (HTTP status of the join, the error message or
-    the output data)."""
-    session = session or uuid.uuid4().hex[:11]
-    body = json.dumps({"data": data, "fn_index": index, "session_hash": session, "event_data": event_data,
-                       "trigger_id": None})  # json.dumps writes NaN as the bare word, as a script may
-    join = httpx.post(url + "gradio_api/queue/join", content=body, headers={"content-type": "application/json"},
-                      timeout=timeout)
-    if join.status_code != 200:
-        return join.status_code, join.json().get("detail")
-    event = join.json()["event_id"]
-    with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session},
-                      timeout=timeout) as stream:
-        for line in stream.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            msg = json.loads(line[5:])
-            if msg.get("event_id") == event and msg.get("msg") == "process_completed":
-                out = msg.get("output") or {}
-                return 200, out.get("error") if not msg.get("success") else out.get("data")
-    return 200, None
-
-
 def latency(client, photo: Path, n: int = 5) -> float:
     from gradio_client import handle_file
 
@@ -154,20 +128,23 @@ def wait_for(condition, seconds: float = 20) -> bool:
     return condition()
 
 
-def test_a_flood_of_fresh_sessions_evicts_nobody(server, photo):
-    """A visitor adds a style; 1100 calls, each from a fresh session, follow; the visitor still has the style, the
-    flood stored no session and left no folder; when the visitor leaves, their folder goes too."""
+@pytest.mark.parametrize("calls", [150, pytest.param(1100, marks=pytest.mark.slow)])
+def test_a_flood_of_fresh_sessions_evicts_nobody(server, photo, calls):
+    """A visitor adds a style; a flood of calls, each from a fresh session, follows — more than Gradio's own session
+    store holds (100 here, as 1000 did before), and the issue's 1100 in the slow run; the visitor still has the
+    style, the flood stored no session and left no folder; when the visitor leaves, their folder goes too."""
     from gradio_client import Client, handle_file
 
     url, app, temp = server
     host = app.multistyle_host
+    app.state_holder.capacity = 100  # Gradio evicts its own oldest sessions past this: ours must not care
     v = Client(url, verbose=False)
     v.predict(handle_file(str(SCREAM)), "mine", 2, api_name="/add_style")
     index = fn_index(app, "stylize")
     empty = [None, "udnie", 1.0, None, 0.5, None, 0.5, 1.0, False, 256, 1.0]
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda _: raw_call(url, index, empty)[0], range(1100)))
-    assert statuses.count(200) >= 1000, {s: statuses.count(s) for s in set(statuses)}
+        statuses = list(pool.map(lambda _: raw_call(url, index, empty)[0], range(calls)))
+    assert statuses.count(200) >= 0.9 * calls, {s: statuses.count(s) for s in set(statuses)}
     assert len(host.sessions) == 1  # the flood held nothing, so it stored nothing
     out = v.predict(handle_file(str(photo)), "mine", 1.0, None, 0.5, None, 0.5, 1.0, False, 128,
                     api_name="/stylize")
@@ -201,12 +178,6 @@ def test_session_registry_protects_active_visitors_and_releases_what_it_drops(tm
     assert not folders.root.exists()
 
 
-def big_png(side: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (side, side), (40, 90, 160)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def test_huge_images_and_big_bodies_are_refused_before_decoding(server, tmp_path):
     """A 9000x9000 single-colour PNG (a few hundred KB) is refused from its header at once, as a file and as a
     data: URL; a body over the cap is refused with 413 before it is read; the server's memory stays flat."""
@@ -227,7 +198,7 @@ def test_huge_images_and_big_bodies_are_refused_before_decoding(server, tmp_path
                 "meta": {"_type": "gradio.FileData"}}
     status, error = raw_call(url, fn_index(app, "stylize"), [data_url, "udnie", 1.0, None, 0.5, None, 0.5, 1.0,
                                                              False, 256, 1.0])
-    assert status == 200 and "over the 25 MP limit" in error
+    assert status == 400 and "over the 25 MP limit" in error  # refused at the queue's door, by its header
     flood = b'{"data": ["' + b"A" * (24 * 1024 * 1024) + b'"]}'
     for _ in range(5):
         response = httpx.post(url + "gradio_api/queue/join", content=flood, timeout=30,
