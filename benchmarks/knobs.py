@@ -125,7 +125,8 @@ def _env_list(name: str, default: tuple) -> tuple:
 
 def _refine_cases(args: argparse.Namespace) -> list[tuple[int, str, str, str]]:
     """(size, photo, kind, style) runs; ``REFINE_SIZES``, ``REFINE_PHOTOS``, ``REFINE_KINDS`` (stored,new) and
-    ``REFINE_STYLES`` (comma lists) pick a part, so a long bench can run in pieces."""
+    ``REFINE_STYLES`` (comma lists) pick a part, so a long bench can run in pieces (``REFINE_TODAY=0``: without
+    today's refine)."""
     sizes = [int(v) for v in _env_list("REFINE_SIZES", tuple(map(str, effort(args, (256, 512, 1024), (256,), (32,)))))]
     photos = _env_list("REFINE_PHOTOS", HELD_OUT if not args.quick and not getattr(args, "smoke", False)
                        else HELD_OUT[:1])
@@ -203,8 +204,10 @@ def bench_refine(args: argparse.Namespace) -> dict:
         default_result, default = _timed_gatys(photo, painting, GatysConfig(
             size=size, steps=effort(args, 100, 100, 4), style_scale=cfg.style_scale, loss=cfg.loss), loss, "cpu")
         steps = effort(args, REFINE_STEPS.get(size, 20), REFINE_STEPS.get(size, 20), 2)
-        today, _, network_s = _refine_run(model, base, index, start_index, photo, painting, loss, steps, "fp32")
-        new, new_image, _ = _refine_run(model, base, index, start_index, photo, painting, loss, steps, "auto")
+        new, new_image, network_s = _refine_run(model, base, index, start_index, photo, painting, loss, steps, "auto")
+        today = [(math.nan, math.nan)]  # REFINE_TODAY=0 leaves today's refine out (1024 px in one sitting)
+        if os.environ.get("REFINE_TODAY") != "0":
+            today = _refine_run(model, base, index, start_index, photo, painting, loss, steps, "fp32")[0]
         target_s, target = default[-1]
         run = {"size": size, "photo": photo_name, "kind": kind, "style": name, "gatys_s": target_s,
                "gatys_loss": target, "network_s": network_s, "network_over_gatys": new[0][1] / target,
