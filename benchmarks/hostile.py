@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 from .kit import ROOT, machine, table
+from .live import rss_mb
 
 FOLDER_GLOBS = ("multistyle-demo-*", "multistyle-session-*")
 
@@ -73,14 +74,6 @@ def big_png(side: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (side, side), (40, 90, 160)).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def serve(port: int, temp: Path) -> subprocess.Popen:

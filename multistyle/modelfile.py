@@ -238,3 +238,16 @@ def get_model(path: str | os.PathLike | None = None, device: str | torch.device 
     resolved = resolve_model_path(path)
     mtime = resolved.stat().st_mtime if resolved.exists() else 0.0
     return _cached(str(resolved), mtime, str(device))
+
+
+def subset_model(model: ModelFile, keep: list[str]) -> ModelFile:
+    """A copy of ``model`` with only the styles named ``keep`` (in the model's order); the network's convs are
+    shared weights, so the rows are all that differ."""
+    import copy
+
+    net = copy.deepcopy(model.net)
+    drop = [i for i, name in enumerate(model.style_names) if name not in keep]
+    for i in reversed(drop):
+        net.remove_style(i)
+    styles = [s for s in model.styles if s.name in keep]
+    return type(model)(net, styles, dict(model.loss), dict(model.extra))

@@ -70,3 +70,15 @@ def assert_one_line_error(result: subprocess.CompletedProcess, code: int = 2) ->
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1, err
     return lines[0]
+
+
+def wait_for(condition, seconds: float = 20) -> bool:
+    """Poll ``condition()`` every 0.1 s until it holds or ``seconds`` pass; its last value."""
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()

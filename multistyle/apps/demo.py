@@ -25,6 +25,7 @@ from .demo_handlers import (
     refine_handler,
     session_key,
     stylize_handler,
+    zero_shot_handler,
 )
 from .demo_inputs import image_input
 from .demo_options import FAST, LIVE, MB, SLOW, UI, DemoOptions
@@ -75,6 +76,21 @@ def style_controls(names: list[str], prefix: str) -> StyleControls:
     return StyleControls(boxes, strength, preserve, scale)
 
 
+def _pick_style_on_select(host: DemoHost, styles, menu) -> None:
+    """Clicking a thumbnail of ``styles`` puts that style in ``menu`` (the visitor's own styles included)."""
+    import gradio as gr
+
+    @guarded("pick_style")
+    def pick_style(evt: gr.SelectData, request: gr.Request = None):
+        names = host.visitor_stylizer(session_key(request)).names
+        index = evt.index if isinstance(evt.index, int) else -1
+        if not 0 <= index < len(names):
+            raise MultistyleError("no such style in the gallery")
+        return gr.update(value=names[index])
+
+    styles.select(pick_style, None, menu, api_visibility="private", concurrency_id=UI, concurrency_limit=4)
+
+
 def _stylize_tab(host: DemoHost, names: list[str]):
     import gradio as gr
 
@@ -106,43 +122,40 @@ def _stylize_tab(host: DemoHost, names: list[str]):
     run.click(refine_handler(host), [*inputs, refine], output, api_name="refine", concurrency_limit=1,
               concurrency_id=SLOW)
 
-    @guarded("pick_style")
-    def pick_style(evt: gr.SelectData, request: gr.Request = None):
-        names = host.visitor_stylizer(session_key(request)).names
-        index = evt.index if isinstance(evt.index, int) else -1
-        if not 0 <= index < len(names):
-            raise MultistyleError("no such style in the gallery")
-        return gr.update(value=names[index])
-
-    styles.select(pick_style, None, controls.menus[0], api_visibility="private", concurrency_id=UI,
-                  concurrency_limit=4)
+    _pick_style_on_select(host, styles, controls.menus[0])
     return controls, styles
 
 
 def _live_tab(host: DemoHost, names: list[str]):
+    """The stylized stream is the main picture; the camera is a small preview beside the controls; a style's
+    thumbnail switches to it while streaming."""
     import gradio as gr
 
     from .live import live_output
 
     o = host.options
-    gr.Markdown(f"Your camera, stylized as you move (long side {o.live_size} px; a stream stops after "
-                f"{o.live_seconds} s: press Record again). Nothing is recorded or kept.")
+    gr.Markdown(f"Your camera, stylized as you move (long side {o.live_size} px, lowered while this server cannot "
+                f"keep up; a stream stops after {o.live_seconds} s: press Record again). Nothing is recorded or "
+                "kept.")
     with gr.Row():
-        with gr.Column():
-            constraints = {"video": {"width": {"ideal": o.live_size}, "height": {"ideal": o.live_size * 3 // 4}}}
-            camera = image_input(o.live_max_pixels, o.live_size, sources=["webcam"], streaming=True,
-                                 label="Your camera", height=240, elem_id="live-camera",
-                                 webcam_options=gr.WebcamOptions(constraints=constraints))
-            controls = style_controls(names, "live")
-            flicker = gr.Checkbox(value=True, label="Flicker reduction")
-        with gr.Column():
+        with gr.Column(scale=3):
             live_out = live_output(label="Live", elem_id="live-output", interactive=False, format="jpeg",
                                    height=o.live_size * 3 // 4)
             rate = gr.Markdown(elem_id="live-fps")
+            styles = gr.Gallery(value=gallery(host.stylizer()), label="Click a style to switch to it", columns=7,
+                                height=140, allow_preview=False, elem_id="live-styles")
+        with gr.Column(scale=1):
+            constraints = {"video": {"width": {"ideal": o.live_size}, "height": {"ideal": o.live_size * 3 // 4}}}
+            camera = image_input(o.live_max_pixels, o.live_size, sources=["webcam"], streaming=True,
+                                 label="Your camera", height=160, elem_id="live-camera",
+                                 webcam_options=gr.WebcamOptions(constraints=constraints))
+            controls = style_controls(names, "live")
+            flicker = gr.Checkbox(value=True, label="Flicker reduction")
     camera.stream(live_handler(host), [camera, *controls.inputs(), controls.scale, flicker], [live_out, rate],
                   stream_every=1 / o.live_fps, time_limit=o.live_seconds, concurrency_limit=o.live_visitors,
                   concurrency_id=LIVE, api_name="live", show_progress="hidden")
-    return controls
+    _pick_style_on_select(host, styles, controls.menus[0])
+    return controls, styles
 
 
 def _add_style_tab(host: DemoHost):
@@ -166,9 +179,13 @@ def _add_style_tab(host: DemoHost):
                                     "further from the painting)")
             run = gr.Button("Learn this style", variant="primary", elem_id="add-style-button")
         with gr.Column():
+            preview = gr.Image(label="Preview: at once from the painting (no training), then the learned style",
+                               elem_id="add-style-preview", format="jpeg", interactive=False)
             message = gr.Markdown(elem_id="add-style-message")
             download = gr.DownloadButton("Download your model file", visible=False, elem_id="download-model")
-    return run, painting, name, steps, message, download
+    painting.change(zero_shot_handler(host), [painting], preview, api_name="zero_shot", concurrency_limit=2,
+                    concurrency_id=FAST, trigger_mode="always_last", show_progress="minimal")
+    return run, painting, name, steps, message, download, preview
 
 
 def _gatys_tab(host: DemoHost) -> None:
@@ -212,19 +229,19 @@ def build_app(model: str | os.PathLike | None = None, device: str = "auto", user
     with gr.Blocks(title="multistyle", delete_cache=DELETE_CACHE) as app:
         gr.Markdown("# multistyle\nFast multi-style neural style transfer. Pick one style or mix up to three.")
         with gr.Tab("Live"):
-            live = _live_tab(host, names)
+            live, live_styles = _live_tab(host, names)
         with gr.Tab("Stylize"):
             stylize, styles = _stylize_tab(host, names)
         with gr.Tab("Best quality (Gatys)"):
             _gatys_tab(host)
         with gr.Tab("Add your style"):
-            run, painting, name, steps, message, download = _add_style_tab(host)
+            run, painting, name, steps, message, download, preview = _add_style_tab(host)
         others = [*stylize.menus[1:], *live.menus]
         run.click(lambda: WAITING, None, message, queue=False, api_visibility="private").then(
-            add_style_handler(host), [painting, name, steps], [styles, stylize.menus[0], message],
+            add_style_handler(host), [painting, name, steps], [styles, stylize.menus[0], message, preview],
             api_name="add_style", concurrency_limit=1, concurrency_id=SLOW).success(
-            after_add_handler(host), None, [*others, download], api_visibility="private", concurrency_id=UI,
-            concurrency_limit=4)
+            after_add_handler(host), None, [*others, live_styles, download], api_visibility="private",
+            concurrency_id=UI, concurrency_limit=4)
 
         def leave(request: gr.Request) -> None:
             host.leave(session_key(request))

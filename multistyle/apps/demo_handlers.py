@@ -133,7 +133,8 @@ def live_handler(host: DemoHost):
 
 
 def gatys_handler(host: DemoHost):
-    """The /gatys function: (photo, painting, size, steps, keep colours) → the optimised image, within the host's
+    """The /gatys function: (photo, painting, size, steps, keep colours) → the optimised image, started from the
+    network run with the painting's zero-shot style (a head start, no training), within the host's
     ``gatys_seconds`` budget (the best image reached by then), at most ``gatys_max_size`` px and
     ``gatys_max_steps`` iterations."""
     import gradio as gr
@@ -141,7 +142,8 @@ def gatys_handler(host: DemoHost):
     @guarded("gatys")
     def gatys_fn(image, style_image, size, steps, preserve, request: gr.Request = None, progress=gr.Progress()):
         from ..gatys import GatysConfig, stylize_gatys
-        from ..images import pil_to_tensor, tensor_to_uint8
+        from ..images import limit_size, pil_to_tensor, tensor_to_uint8
+        from ..stylizer import head_start
 
         o = host.options
         if image is None or style_image is None:
@@ -149,25 +151,32 @@ def gatys_handler(host: DemoHost):
         size = number(size, "size", 64, o.gatys_max_size, whole=True)
         steps = number(steps, "steps", 1, o.gatys_max_steps, whole=True)
         content, style = _photo(image, size), pil_to_tensor(style_image.copy())
-        from ..images import limit_size
-
         style = limit_size(style, 2 * size)
-        config = GatysConfig(size=size, steps=steps, preserve_color="luminance" if preserve else None,
-                             seconds=o.gatys_seconds)
-        result = host.jobs.slow(session_key(request), lambda ticket: stylize_gatys(
-            content, [style], config, loss=host.gatys_loss(), device=o.device,
-            progress=_progress(ticket, progress, "optimising")))
+        stylizer = host.visitor_stylizer(session_key(request))
+
+        def optimise(ticket):
+            # the head start: the network run with the painting's zero-shot style mix, then Gatys at full size
+            start = head_start(stylizer, limit_size(content, size), [style])
+            config = GatysConfig(size=size, steps=steps, init=start, min_size=size, seconds=o.gatys_seconds,
+                                 preserve_color="luminance" if preserve else None)
+            return stylize_gatys(content, [style], config, loss=host.gatys_loss(), device=o.device,
+                                 progress=_progress(ticket, progress, "optimising"))
+
+        result = host.jobs.slow(session_key(request), optimise)
         return tensor_to_uint8(result.image)
 
     return gatys_fn
 
 
 def add_style_handler(host: DemoHost):
-    """The /add_style function: (painting, name, steps) → (gallery, style-1 menu, message)."""
+    """The /add_style function: (painting, name, steps) → (gallery, style-1 menu, message, the bundled photo in
+    the learned style)."""
     import gradio as gr
 
     @guarded("add_style")
     def add_style_fn(painting, name, steps, request: gr.Request = None, progress=gr.Progress()):
+        from ..images import tensor_to_uint8
+
         steps = number(steps, "steps", 1, MAX_ADD_STEPS, whole=True)
         key = session_key(request)
         session = host.sessions.open(key)
@@ -177,24 +186,68 @@ def add_style_handler(host: DemoHost):
         names = session.names(host)
         where = "saved in the host's model file" if host.options.save_styles else \
             "for this visit only: download the model file below to keep it"
-        return (gallery(session.stylizer(host)), gr.update(choices=names, value=clean),
-                f"Added style '{clean}' (now {len(names)} styles, {where}).")
+        stylizer = session.stylizer(host)
+        learned = tensor_to_uint8(stylizer(_preview_photo(), torch_one_hot(names.index(clean), len(names))))
+        return (gallery(stylizer), gr.update(choices=names, value=clean),
+                f"Added style '{clean}' (now {len(names)} styles, {where}).", learned)
 
     return add_style_fn
 
 
+PREVIEW_SIZE = 384  # long side of the Add-your-style tab's preview (a bundled photo)
+
+
+def _preview_photo():
+    from ..images import load_image
+    from ..modelfile import PACKAGED_CONTENT
+
+    return load_image(sorted(PACKAGED_CONTENT.glob("*.jpg"))[0], max_size=PREVIEW_SIZE)
+
+
+def zero_shot_handler(host: DemoHost):
+    """A painting was uploaded in Add your style: the bundled photo in that painting's zero-shot style (the blend of
+    the existing rows that best matches it, no training: :func:`multistyle.stylizer.zero_shot_stylizer`), shown at
+    once, before the ~25 s training; nothing is stored in the visitor's session."""
+    import gradio as gr
+
+    @guarded("zero_shot")
+    def zero_shot_fn(painting, request: gr.Request = None):
+        from ..images import pil_to_tensor, tensor_to_uint8
+        from ..stylizer import zero_shot_stylizer
+
+        if painting is None:
+            return gr.skip()
+        with host.jobs.run(session_key(request), FAST):
+            stylizer = zero_shot_stylizer(host.visitor_stylizer(session_key(request)), pil_to_tensor(painting))
+            photo = _preview_photo()
+            weights = torch_one_hot(stylizer.model.net.num_styles - 1, stylizer.model.net.num_styles)
+            return tensor_to_uint8(stylizer(photo, weights))
+
+    return zero_shot_fn
+
+
+def torch_one_hot(index: int, count: int):
+    """Style weights [1, count] picking style ``index`` alone."""
+    import torch
+
+    weights = torch.zeros(1, count)
+    weights[0, index] = 1.0
+    return weights
+
+
 def after_add_handler(host: DemoHost):
-    """Bring every other style menu and the download button up to date after a style was added (only the
+    """Bring every other style menu, the Live tab's thumbnails and the download button up to date after a style
+    was added (only the
     visitor's own session is read: calling it directly shows nothing of anyone else's)."""
     import gradio as gr
 
     @guarded("after_add")
     def after_add(request: gr.Request = None):
         session = host.sessions.get(session_key(request))
-        names = (session.stylizer(host) if session else host.stylizer()).names
+        stylizer = session.stylizer(host) if session else host.stylizer()
         path = session.model_file if session else None
-        menus = [gr.update(choices=names)] * (2 * MIX_SLOTS - 1)
+        menus = [gr.update(choices=stylizer.names)] * (2 * MIX_SLOTS - 1)
         download = gr.update(value=str(path), visible=True) if path and Path(path).is_file() else gr.update()
-        return (*menus, download)
+        return (*menus, gallery(stylizer), download)
 
     return after_add

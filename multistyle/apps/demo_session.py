@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import copy
 import os
 import re
 import shutil
@@ -356,17 +355,6 @@ class DemoHost:
         self.folders.close()
 
 
-def subset_model(model: ModelFile, keep: list[str]) -> ModelFile:
-    """A copy of ``model`` with only the styles named ``keep`` (in the model's order); the network's convs are
-    shared weights, so the rows are all that differ."""
-    net = copy.deepcopy(model.net)
-    drop = [i for i, name in enumerate(model.style_names) if name not in keep]
-    for i in reversed(drop):
-        net.remove_style(i)
-    styles = [s for s in model.styles if s.name in keep]
-    return type(model)(net, styles, dict(model.loss), dict(model.extra))
-
-
 def add_style_to_session(host: DemoHost, session: VisitorSession, painting, name: str | None, steps: int,
                          progress: Callable[[int, int, dict], None] | None = None) -> tuple[str, Path]:
     """Learn a painting (an RGB PIL image) as a new style for this visitor → (its clean name, the model file their
@@ -375,7 +363,7 @@ def add_style_to_session(host: DemoHost, session: VisitorSession, painting, name
     In memory for this session only, unless the host runs with ``--save-styles``: then it is also added to the
     host's user model file, which every visitor then uses (at most ``max_saved_styles`` per server run)."""
     from ..images import pil_to_tensor
-    from ..modelfile import PACKAGED_CONTENT, get_model, save_model
+    from ..modelfile import PACKAGED_CONTENT, get_model, save_model, subset_model
     from ..paths import pick_device
     from ..train.add_style import learn_style, model_lock, preset, sanitize_style_name
 

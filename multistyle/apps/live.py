@@ -20,10 +20,14 @@ import numpy as np
 from ..errors import MultistyleError
 from ..stylizer import Stylizer
 from ..video.frames import FrameSettings, FrameStylizer
+from ..video.sources import processing_shape
 
 JPEG_QUALITY = 80
 FPS_EVERY = 1.0  # seconds between updates of the frame-rate line
 NEW_STREAM_GAP = 3.0  # seconds without a frame after which the next frame starts a new stream
+TARGET_FPS = 10.0  # the adaptive size keeps the server's time per frame within this rate
+MIN_FACTOR = 0.5  # ... down to half the live size at most
+ADAPT_EVERY = 1.0  # seconds between size changes
 
 
 def encode_jpeg_data_url(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> str:
@@ -82,12 +86,40 @@ class FrameRate:
         return False
 
 
-class LiveStream:
-    """One visitor's live state: a FrameStylizer on their network (own flicker reducer) and their frame rate."""
+@dataclass
+class AdaptiveSize:
+    """The processing size of one stream: lowered (×0.85) when the server's time per frame leaves no room for
+    ``target_fps`` on this host, raised again (×1.15, up to the live size) when it leaves plenty. The shown size
+    never changes (the result is brought back to it) and the visitor's stroke scale is kept as they set it."""
 
-    def __init__(self, stylizer: Stylizer, size: int, settings: FrameSettings) -> None:
+    size: int
+    target_fps: float = TARGET_FPS
+    factor: float = 1.0
+    _changed: float = 0.0
+
+    def current(self) -> int:
+        return max(16, round(self.size * self.factor / 4) * 4)
+
+    def update(self, server_ms: float, frames: int) -> None:
+        now = time.perf_counter()
+        if frames < 5 or now - self._changed < ADAPT_EVERY:
+            return
+        budget = 1000.0 / self.target_fps
+        if server_ms > 0.9 * budget and self.factor > MIN_FACTOR:
+            self.factor, self._changed = max(MIN_FACTOR, self.factor * 0.85), now
+        elif server_ms < 0.55 * budget and self.factor < 1.0:
+            self.factor, self._changed = min(1.0, self.factor * 1.15), now
+
+
+class LiveStream:
+    """One visitor's live state: a FrameStylizer on their network (own flicker reducer), their frame rate and
+    their adaptive processing size."""
+
+    def __init__(self, stylizer: Stylizer, size: int, settings: FrameSettings, adaptive: bool = True) -> None:
         self.stylizer = stylizer
         self.frames = FrameStylizer(stylizer, settings, size)  # the settings are replaced frame by frame
+        self.size = size
+        self.adaptive = AdaptiveSize(size) if adaptive else None
         self.rate = FrameRate()
         self.shape: tuple[int, int] | None = None
         self.began: float | None = None  # when the current stream's first frame came
@@ -113,14 +145,21 @@ class LiveStream:
         if rgb.ndim != 3 or rgb.shape[2] < 3:
             raise MultistyleError("the camera sent something that is not a colour frame")
         self.frames.settings = settings
+        self.frames.size = self.adaptive.current() if self.adaptive else self.size
         bgr = np.ascontiguousarray(rgb[:, :, 2::-1])  # RGB(A) → BGR
         _, out = self.frames(bgr)  # the network, then flicker reduction
         self.shape = out.shape[:2]
+        shown = processing_shape(*bgr.shape[:2], self.size)
+        if out.shape[:2] != shown:
+            out = cv2.resize(out, shown[::-1], interpolation=cv2.INTER_LINEAR)
         self.rate.tick(started)
+        if self.adaptive:
+            self.adaptive.update(self.rate.server_ms, self.rate.frames)
         return out[:, :, ::-1]
 
     def status(self) -> str:
         """The frame-rate line under the live image."""
         h, w = self.shape or (0, 0)
-        return (f"**{self.rate.fps:.1f} fps** served · {w}×{h} px · {self.rate.server_ms:.0f} ms per frame on the "
-                f"server ({self.stylizer.device})")
+        reduced = " (lowered to keep the frame rate)" if self.adaptive and self.adaptive.factor < 1 else ""
+        return (f"**{self.rate.fps:.1f} fps** served · {w}×{h} px{reduced} · {self.rate.server_ms:.0f} ms per "
+                f"frame on the server ({self.stylizer.device})")

@@ -39,11 +39,16 @@ def open_source(source: int | str) -> cv2.VideoCapture:
     return cap
 
 
+def processing_shape(h: int, w: int, size: int) -> tuple[int, int]:
+    """(h, w) of a frame brought to long side ``size`` (never up), rounded down to multiples of 4."""
+    scale = min(1.0, size / max(h, w))
+    return max(4, int(h * scale) // 4 * 4), max(4, int(w * scale) // 4 * 4)
+
+
 def resize_for_processing(frame: np.ndarray, size: int) -> np.ndarray:
     """Downscale so the long side is ``size`` (never upscale); dimensions rounded to multiples of 4."""
     h, w = frame.shape[:2]
-    scale = min(1.0, size / max(h, w))
-    nh, nw = max(4, int(h * scale) // 4 * 4), max(4, int(w * scale) // 4 * 4)
+    nh, nw = processing_shape(h, w, size)
     return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA) if (nh, nw) != (h, w) else frame
 
 

@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, wait_for
 from gradio_client.exceptions import AppError
 from PIL import Image
 
@@ -39,11 +39,9 @@ def free_port() -> int:
 
 
 def rss_mb() -> float:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    from benchmarks.live import rss_mb as process_rss
+
+    return process_rss(os.getpid())
 
 
 @pytest.fixture(scope="module")
@@ -117,15 +115,6 @@ def test_one_client_cannot_starve_another_and_its_jobs_end_when_it_leaves(server
     after = latency(b, photo)
     b.close()
     assert busy <= 2 * quiet and after <= 2 * quiet, (quiet, busy, after)
-
-
-def wait_for(condition, seconds: float = 20) -> bool:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 @pytest.mark.parametrize("calls", [150, pytest.param(1100, marks=pytest.mark.slow)])
