@@ -57,10 +57,14 @@ def _cmyk_via_profile(img: Image.Image) -> Image.Image:
         return img
 
 
+REDUCE_ABOVE = 8_000_000  # pixels: bigger images are reduced on 8-bit data first (smaller ones: exactly as before)
+
+
 def reduce_to(img: Image.Image, max_side: int | None) -> Image.Image:
-    """Shrink by a whole factor (Pillow's box ``reduce``, on 8-bit data) while the long side stays ≥ 2 ×
-    ``max_side``: a huge photo never becomes a huge float tensor; the exact resize follows in float."""
-    if max_side:
+    """Shrink an image of over :data:`REDUCE_ABOVE` pixels by a whole factor (Pillow's box ``reduce``, on 8-bit
+    data) while the long side stays ≥ 2 × ``max_side``: a huge photo never becomes a huge float tensor; the exact
+    resize follows in float."""
+    if max_side and img.width * img.height > REDUCE_ABOVE:
         factor = max(img.size) // (2 * max_side)
         if factor >= 2:
             img = img.reduce(factor)
@@ -80,7 +84,7 @@ def decode_rgb(source: str | os.PathLike | bytes, label: str, max_pixels: int = 
                     f"{label} is {img.width}x{img.height} = {img.width * img.height / 1e6:.0f} MP, over the "
                     f"{max_pixels / 1e6:.0f} MP limit; downscale it first")
             img.seek(0)  # animated images: first frame
-            if max_side and img.format == "JPEG":
+            if max_side and img.format == "JPEG" and img.width * img.height > REDUCE_ABOVE:
                 img.draft(img.mode, (2 * max_side, 2 * max_side))
             img.load()
             return pil_to_rgb(reduce_to(img, max_side))

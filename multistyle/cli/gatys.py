@@ -83,17 +83,21 @@ def run_gatys(args: argparse.Namespace) -> int:
         styles = [load_image(s) for s in args.styles]
     network = args.init == "network"
     steps = args.steps or (100_000 if args.seconds else NETWORK_STEPS if network else 100)
-    init, seconds, began = args.init, args.seconds, time.perf_counter()
+    began = time.perf_counter()
+    config = GatysConfig(size=args.size, steps=steps, optimizer=args.optimizer, lr=args.lr or None,
+                         init="content" if network else args.init, noise_ratio=args.noise_ratio, seed=args.seed,
+                         style_scale=args.style_scale, preserve_color=args.preserve_color, loss=loss_cfg,
+                         seconds=args.seconds, min_size=args.size if network else 64,
+                         precision="auto" if network else "fp32")  # checks the settings before any work
     if network:
+        from dataclasses import replace
+
         from ..stylizer import get_stylizer, head_start
 
         init = head_start(get_stylizer(args.model, args.device), resize_long_side(content, args.size), styles,
                           args.style_weights)
-        seconds = seconds and max(0.01, seconds - (time.perf_counter() - began))  # the budget includes the start
-    config = GatysConfig(size=args.size, steps=steps, optimizer=args.optimizer, lr=args.lr or None,
-                         init=init, noise_ratio=args.noise_ratio, seed=args.seed, style_scale=args.style_scale,
-                         preserve_color=args.preserve_color, loss=loss_cfg, seconds=seconds,
-                         min_size=args.size if network else 64, precision="auto" if network else "fp32")
+        seconds = args.seconds and max(0.01, args.seconds - (time.perf_counter() - began))  # budget includes it
+        config = replace(config, init=init, seconds=seconds)
     loss = PerceptualLoss(loss_cfg, weights_path=args.vgg_weights)
     bar, progress = tqdm_progress(config.steps, "gatys")
     result = stylize_gatys(content, styles, config, args.style_weights, loss, args.device, progress)
