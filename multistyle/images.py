@@ -71,6 +71,13 @@ def reduce_to(img: Image.Image, max_side: int | None) -> Image.Image:
     return img
 
 
+def check_pixels(width: int, height: int, label: str, max_pixels: int) -> None:
+    """An :class:`ImageError` when a ``width`` × ``height`` image (as its header says) is over ``max_pixels``."""
+    if width * height > max_pixels:
+        raise ImageError(f"{label} is {width}x{height} = {width * height / 1e6:.0f} MP, over the "
+                         f"{max_pixels / 1e6:.0f} MP limit; downscale it first")
+
+
 def decode_rgb(source: str | os.PathLike | bytes, label: str, max_pixels: int = MAX_PIXELS,
                max_side: int | None = None) -> Image.Image:
     """Decode a file (path) or its bytes as 8-bit RGB within limits, with one-line errors that name ``label``
@@ -79,10 +86,7 @@ def decode_rgb(source: str | os.PathLike | bytes, label: str, max_pixels: int = 
     other formats are reduced right after decoding (:func:`reduce_to`)."""
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
-            if img.width * img.height > max_pixels:
-                raise ImageError(
-                    f"{label} is {img.width}x{img.height} = {img.width * img.height / 1e6:.0f} MP, over the "
-                    f"{max_pixels / 1e6:.0f} MP limit; downscale it first")
+            check_pixels(img.width, img.height, label, max_pixels)
             img.seek(0)  # animated images: first frame
             if max_side and img.format == "JPEG" and img.width * img.height > REDUCE_ABOVE:
                 img.draft(img.mode, (2 * max_side, 2 * max_side))

@@ -266,10 +266,10 @@ def build_app(model: str | os.PathLike | None = None, device: str = "auto", user
 
 def is_public(host: str, share: bool) -> bool:
     """Whether a server on ``host`` (with ``share``) can be reached by others: --share, or not a loopback address."""
-    if share:
+    if share or host == "":  # "" listens on every interface
         return True
-    if host in ("localhost", ""):
-        return host == ""
+    if host == "localhost":
+        return False
     try:
         return not ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -14,7 +14,8 @@ import json
 import logging
 import sys
 
-from ..errors import MultistyleError
+from ..errors import ImageError, MultistyleError
+from ..images import check_pixels
 from .demo_options import DemoOptions
 from .demo_session import Cancelled, DemoHost
 
@@ -55,28 +56,34 @@ def visitor_error(message: str):
     return gr.Error(one_line(message), print_exception=False)
 
 
+def to_visitor(what: str, exc: BaseException, unexpected: str, level: int = logging.WARNING):
+    """The one-line error a visitor sees for ``exc``, raised while doing ``what``, logged on the server in one
+    line: ours (and Gradio's own checks) as they are, a job whose visitor left as "stopped", anything else as
+    ``unexpected`` (its type and message go to the log at ``level`` only)."""
+    import gradio as gr
+
+    if isinstance(exc, Cancelled):
+        log.info("%s stopped: the visitor left", what)
+        return visitor_error("stopped: you left the page")
+    if isinstance(exc, (gr.Error, MultistyleError)):
+        message = exc.message if isinstance(exc, gr.Error) else str(exc)
+        log.info("%s refused: %s", what, one_line(message))
+        return visitor_error(message)
+    log.log(level, "%s failed: %s: %s", what, type(exc).__name__, one_line(exc))
+    return visitor_error(unexpected)
+
+
 def guarded(what: str):
     """Decorate a handler: our errors reach the visitor as one line, anything else is logged (one line, with its
     type) and the visitor reads :data:`SOMETHING_WRONG`; a job whose visitor left ends quietly."""
-    import gradio as gr
 
     def wrap(handler):
         @functools.wraps(handler)
         def wrapper(*args, **kwargs):
             try:
                 return handler(*args, **kwargs)
-            except gr.Error as exc:
-                log.info("%s refused: %s", what, one_line(exc.message))
-                raise visitor_error(exc.message) from None
-            except Cancelled:
-                log.info("%s stopped: the visitor left", what)
-                raise visitor_error("stopped: you left the page") from None
-            except MultistyleError as exc:
-                log.info("%s refused: %s", what, one_line(exc))
-                raise visitor_error(str(exc)) from None
             except Exception as exc:  # noqa: BLE001 - a public page shows no internals
-                log.warning("%s failed: %s: %s", what, type(exc).__name__, one_line(exc))
-                raise visitor_error(SOMETHING_WRONG) from None
+                raise to_visitor(what, exc, SOMETHING_WRONG) from None
 
         return wrapper
 
@@ -86,8 +93,6 @@ def guarded(what: str):
 def guard_components(blocks) -> None:
     """Make every component's input check (Gradio's own, e.g. a slider's range, or ours, e.g. an image's size)
     fail with one line and no traceback, like the handlers."""
-    import gradio as gr
-
     for block in list(blocks.blocks.values()):
         preprocess = getattr(block, "preprocess", None)
         if preprocess is None or getattr(preprocess, "_guarded", False):
@@ -97,15 +102,9 @@ def guard_components(blocks) -> None:
         def checked(payload, _pre=preprocess, _name=name):
             try:
                 return _pre(payload)
-            except gr.Error as exc:
-                log.info("input %r refused: %s", _name, one_line(exc.message))
-                raise visitor_error(exc.message) from None
-            except MultistyleError as exc:
-                log.info("input %r refused: %s", _name, one_line(exc))
-                raise visitor_error(str(exc)) from None
             except Exception as exc:  # noqa: BLE001
-                log.info("input %r refused: %s: %s", _name, type(exc).__name__, one_line(exc))
-                raise visitor_error(f"{_name}: this value cannot be used ({type(exc).__name__})") from None
+                raise to_visitor(f"input {_name!r}", exc, f"{_name}: this value cannot be used "
+                                 f"({type(exc).__name__})", logging.INFO) from None
 
         checked._guarded = True
         block.preprocess = checked
@@ -186,9 +185,10 @@ def oversized(data_url: str, max_pixels: int) -> str | None:
             w, h = img.size
     except (binascii.Error, ValueError, OSError, UnidentifiedImageError, SyntaxError):
         return None
-    if w * h > max_pixels:
-        return (f"the image is {w}x{h} = {w * h / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP limit; "
-                "downscale it first")
+    try:
+        check_pixels(w, h, "the image", max_pixels)
+    except ImageError as exc:
+        return str(exc)
     return None
 
 

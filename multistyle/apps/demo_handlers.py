@@ -5,9 +5,11 @@ fails with one line (:func:`~.demo_guard.guarded`). The page's layout is in :mod
 (No ``from __future__ import annotations`` here: Gradio finds the ``gr.Request`` / ``gr.SelectData`` parameters of
 the handlers by their annotations, which must be real objects.)"""
 
+import functools
 from pathlib import Path
 
 from ..errors import MultistyleError
+from ..styles import style_weights
 from .demo_guard import guarded
 from .demo_inputs import number
 from .demo_options import FAST, LIVE
@@ -187,7 +189,7 @@ def add_style_handler(host: DemoHost):
         where = "saved in the host's model file" if host.options.save_styles else \
             "for this visit only: download the model file below to keep it"
         stylizer = session.stylizer(host)
-        learned = tensor_to_uint8(stylizer(_preview_photo(), torch_one_hot(names.index(clean), len(names))))
+        learned = tensor_to_uint8(stylizer(_preview_photo(), style_weights(clean, names)))
         return (gallery(stylizer), gr.update(choices=names, value=clean),
                 f"Added style '{clean}' (now {len(names)} styles, {where}).", learned)
 
@@ -197,7 +199,9 @@ def add_style_handler(host: DemoHost):
 PREVIEW_SIZE = 384  # long side of the Add-your-style tab's preview (a bundled photo)
 
 
+@functools.lru_cache(maxsize=1)
 def _preview_photo():
+    """The bundled photo the Add-your-style tab previews on, read once."""
     from ..images import load_image
     from ..modelfile import PACKAGED_CONTENT
 
@@ -220,19 +224,10 @@ def zero_shot_handler(host: DemoHost):
         with host.jobs.run(session_key(request), FAST):
             stylizer = zero_shot_stylizer(host.visitor_stylizer(session_key(request)), pil_to_tensor(painting))
             photo = _preview_photo()
-            weights = torch_one_hot(stylizer.model.net.num_styles - 1, stylizer.model.net.num_styles)
+            weights = style_weights(len(stylizer.names) - 1, stylizer.names)  # its last style: the painting
             return tensor_to_uint8(stylizer(photo, weights))
 
     return zero_shot_fn
-
-
-def torch_one_hot(index: int, count: int):
-    """Style weights [1, count] picking style ``index`` alone."""
-    import torch
-
-    weights = torch.zeros(1, count)
-    weights[0, index] = 1.0
-    return weights
 
 
 def after_add_handler(host: DemoHost):

@@ -279,8 +279,11 @@ class Jobs:
         import contextvars
 
         with self.run(key, lane) as ticket:
-            context = contextvars.copy_context()
-            return self._slow.submit(context.run, lambda: (ticket.check(), work(ticket))[1]).result()
+            def checked() -> T:
+                ticket.check()  # the visitor may have left while an earlier slow job ran
+                return work(ticket)
+
+            return self._slow.submit(contextvars.copy_context().run, checked).result()
 
     def running(self, key: str | None, lane: str) -> int:
         with self._lock:
