@@ -19,10 +19,22 @@ THREADS = os.environ.get("MULTISTYLE_TEST_THREADS", str(min(2, os.cpu_count() or
 torch.set_num_threads(int(THREADS))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """One cache folder for the whole run (converted VGG weights, style targets, precision and engine choices),
+    set before any session fixture builds a network, so no test writes to the user's cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MULTISTYLE_CACHE", str(folder))
+        patch.setenv("MULTISTYLE_HOME", str(tmp_path_factory.mktemp("session-home")))
+        yield folder
+
+
 @pytest.fixture(autouse=True)
-def _isolated_user_dirs(tmp_path_factory, monkeypatch):
-    """Keep the user's model file out of tests; share one VGG cache across the session."""
+def _isolated_user_dirs(tmp_path_factory, monkeypatch, _session_cache):
+    """Keep the user's model file and cache out of tests: both live in this run's temporary folders."""
     monkeypatch.setenv("MULTISTYLE_HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.setenv("MULTISTYLE_CACHE", str(_session_cache))
     monkeypatch.delenv("MULTISTYLE_MODEL", raising=False)
 
 

@@ -20,7 +20,9 @@ FORBIDDEN = {
     "apps": ("cli", "benchmarks"),
     "": ("benchmarks",),  # the whole installed package
 }
-MAX_MODULE_LINES = 400
+MAX_MODULE_LINES = 300
+# the folders whose modules the size limit covers: the library, the scripts and the benchmarks
+SIZED_FOLDERS = ("multistyle", "apps", "train", "benchmarks")
 
 
 def module_name(path: Path) -> str:
@@ -128,8 +130,10 @@ def test_no_import_cycles():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
 
 
-def test_library_modules_stay_small():
-    big = {name: n for name, p in package_modules().items() if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+def test_modules_stay_small():
+    paths = [p for folder in SIZED_FOLDERS for p in (ROOT / folder).rglob("*.py")]
+    assert len(paths) > 50
+    big = {str(p.relative_to(ROOT)): n for p in paths if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
     assert big == {}
 
 
