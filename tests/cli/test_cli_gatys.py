@@ -64,3 +64,21 @@ def test_gatys_with_a_style_stored_in_the_model(tmp_path):
     assert "not both" in assert_one_line_error(both)
     unknown = run_cli("gatys", str(ROOT / "examples" / "tubingen.jpg"), "-s", "udnee", "-o", str(out))
     assert "did you mean udnie" in assert_one_line_error(unknown)
+
+
+def test_gatys_default_start_is_the_photo_and_network_start_still_works(tmp_path):
+    """Classic Gatys by default: the same picture as ``--init content``, another one from ``--init network``."""
+    import numpy as np
+
+    outs = {}
+    for label, extra in (("default", ()), ("content", ("--init", "content")), ("network", ("--init", "network"))):
+        outs[label] = tmp_path / f"{label}.png"
+        result = run_cli("gatys", CONTENT, STYLE, "-o", str(outs[label]), "--size", "48", "--steps", "2",
+                         "--device", "cpu", *extra)
+        assert result.returncode == 0, result.stderr.decode()
+    pixels = {k: np.asarray(Image.open(v), dtype=np.int16) for k, v in outs.items()}
+    assert np.array_equal(pixels["default"], pixels["content"])
+    assert pixels["network"].shape == pixels["default"].shape
+    assert np.abs(pixels["network"] - pixels["default"]).mean() > 1.0
+    help_text = run_cli("gatys", "--help").stdout.decode()
+    assert "stylize --best" in " ".join(help_text.split())
