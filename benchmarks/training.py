@@ -12,16 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .kit import (
-    ROOT,
-    content_path,
-    devices,
-    effort,
-    register,
-    style_path,
-    table,
-    timed,
-)
+from .kit import ROOT, content_path, devices, effort, interleaved_ms, register, style_path, table
 
 # ---- gatys -----------------------------------------------------------------------------------------------------
 
@@ -49,7 +40,9 @@ def bench_gatys(args: argparse.Namespace) -> dict:
             out = out_dir / f"pastiche_{device}_256.png"
             cmd = [sys.executable, "-m", "pastiche", "--size", "256", "--num-steps", "200", "--device",
                    "cuda" if device.startswith("cuda") else "cpu", str(content_path()), str(style_path()), str(out)]
-            seconds = timed(lambda: subprocess.run(cmd, check=True, capture_output=True))
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            seconds = time.perf_counter() - start
             results.append({"tool": "pastiche 0.1.5, 200 steps", "device": device, "size": 256, "seconds": seconds,
                             "output": str(out)})
     base = {r["device"]: r["seconds"] for r in results if r["tool"].startswith("pastiche")}
@@ -96,8 +89,8 @@ def bench_train(args: argparse.Namespace) -> dict:
                             torch.cuda.synchronize()
 
                     before = [p.detach().clone() for p in net.parameters()]
-                    step()
-                    seconds = timed(step, effort(args, 2, 2, 1) if dev.type == "cpu" else 10)
+                    repeat = effort(args, 2, 2, 1) if dev.type == "cpu" else 10
+                    seconds = interleaved_ms({"step": step}, repeat, sync=True)["step"] / 1000
                     learns = any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
                     results.append({"device": device, "width": width, "size": size, "batch": batch,
                                     "precision": amp or "fp32", "steps_per_s": 1 / seconds,
