@@ -138,6 +138,6 @@ def test_modules_stay_small():
 
 
 def test_a_newcomer_finds_the_main_concerns_by_folder_name():
-    for path in ("video/flicker.py", "nets/cin.py", "train/add_style.py", "loss/vgg.py", "apps/demo.py",
+    for path in ("video/flicker.py", "nets/cin.py", "train/add_style.py", "loss/vgg.py", "apps/demo/__init__.py",
                  "apps/webcam.py", "cli/__init__.py"):
         assert (PACKAGE / path).is_file(), path

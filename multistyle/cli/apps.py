@@ -7,65 +7,33 @@ from __future__ import annotations
 import argparse
 import os
 
-from .common import fail, model_options, positive_float, positive_int, style_option
+from .common import fail, model_options, positive_int, style_option
 
 DEMO_DESCRIPTION = """Gradio demo page: a Live tab (your webcam, stylized continuously), Stylize (upload a photo or
 pick a bundled one; the result follows the controls), Best quality (Gatys) and Add your style. Runs on
 http://127.0.0.1:7860 by default; --share makes a public Gradio link.
 
 Safe to share (README, "The demo page"): a style a visitor adds stays in that visitor's session unless you run with
---save-styles (refused on a public address or with --share unless --save-styles-public); each visitor has at most
-one slow job (Gatys, refine, add-style) and one live stream; slow jobs stop at their time budget; uploads are
-checked by their header before decoding; sessions are ours (--max-sessions) and their files go when they end.
-There is no login unless you give --auth USER:PASSWORD (for a private page)."""
+--save-styles (refused on a public address or with --share unless --save-styles-public); each client address has
+its share of each lane however many sessions it opens (--fast-per-client, --slow-per-client; the lanes serve
+clients in turn), and a rate (--client-burst); slow jobs stop at their time budget; uploads are checked by their
+header before decoding; sessions are ours (--max-sessions) and their files go when they end. Behind a reverse
+proxy, name it with --trusted-proxy so clients are told apart by the address it reports. There is no login unless
+you give --auth USER:PASSWORD (for a private page)."""
 
 
 def demo_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The demo's options (shared by ``multistyle demo`` and ``apps/demo.py``); every limit's default and reason
-    is in :class:`multistyle.apps.demo_options.DemoOptions`."""
-    from ..apps.demo_options import DemoOptions
+    """The demo's options (shared by ``multistyle demo`` and ``apps/demo.py``): where it listens, the login, the
+    model, and every limit that has a flag in :class:`multistyle.apps.demo.DemoOptions` (its reason is the help)."""
+    from ..apps.demo.options import add_arguments
 
-    d = DemoOptions()
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for your network)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", action="store_true", help="create a public gradio.live link")
-    p.add_argument("--save-styles", action="store_true",
-                   help="styles visitors add are saved to your user model file (and then used by every visitor and "
-                        "every command); without it they stay in the visitor's session and nothing is written")
-    p.add_argument("--save-styles-public", action="store_true",
-                   help="allow --save-styles together with --share or a non-loopback --host (any visitor can then "
-                        "add up to --max-saved-styles styles to your model file)")
-    p.add_argument("--max-saved-styles", type=positive_int, default=d.max_saved_styles,
-                   help=f"with --save-styles: styles this server run may add to your model file in all "
-                        f"(default {d.max_saved_styles})")
-    p.add_argument("--max-added-styles", type=positive_int, default=d.max_added_styles,
-                   help=f"styles one visitor may add per visit (default {d.max_added_styles})")
-    p.add_argument("--max-sessions", type=positive_int, default=d.max_sessions,
-                   help=f"visitors holding added styles or a live stream at once (default {d.max_sessions}); a "
-                        f"session idle for {d.session_protect:.0f} s may be dropped to make room, a busier one never")
-    p.add_argument("--gatys-seconds", type=positive_float, default=d.gatys_seconds,
-                   help=f"time budget of one Best quality (Gatys) job; it returns the best image reached by then "
-                        f"(default {d.gatys_seconds:g})")
-    p.add_argument("--refine-seconds", type=positive_float, default=d.refine_seconds,
-                   help=f"time budget of one Stylize-tab refine (default {d.refine_seconds:g})")
-    p.add_argument("--live-size", type=positive_int, default=d.live_size,
-                   help=f"Live tab: long side in px the camera frames are stylized at, whatever the browser sends "
-                        f"(default {d.live_size})")
-    p.add_argument("--live-fps", type=positive_float, default=d.live_fps,
-                   help=f"Live tab: frames per second the browser sends at most (default {d.live_fps:g})")
-    p.add_argument("--live-seconds", type=positive_int, default=d.live_seconds,
-                   help=f"Live tab: a stream stops after this many seconds (default {d.live_seconds})")
-    p.add_argument("--live-visitors", type=positive_int, default=d.live_visitors,
-                   help=f"Live tab: streams served at once; more visitors wait in the queue, and while they wait a "
-                        f"stream older than {d.live_fair_seconds:.0f} s is ended for them (default "
-                        f"{d.live_visitors})")
     p.add_argument("--auth", metavar="USER:PASSWORD",
                    help="ask every visitor for this user name and password (Gradio's login page); default: none, "
                         "anyone with the link may use the page (or set MULTISTYLE_DEMO_AUTH)")
-    p.add_argument("--threads", type=positive_int, default=d.threads,
-                   help="CPU threads for torch per request (default 1: each live visitor's frames then run on a core "
-                        "of their own, and a browser on the same machine does not stall the network; see README, "
-                        "Performance)")
+    add_arguments(p)
     model_options(p)
     p.set_defaults(run=run_demo)
     return p
@@ -76,15 +44,10 @@ def run_demo(args: argparse.Namespace) -> int:
     import signal
 
     from ..apps.demo import build_app, check_launch, launch
-    from ..apps.demo_options import DemoOptions
+    from ..apps.demo.options import from_arguments
 
     try:
-        options = DemoOptions(model=args.model, device=args.device, save_styles=args.save_styles,
-                              save_styles_public=args.save_styles_public, max_saved_styles=args.max_saved_styles,
-                              max_added_styles=args.max_added_styles, max_sessions=args.max_sessions,
-                              gatys_seconds=args.gatys_seconds, refine_seconds=args.refine_seconds,
-                              live_size=args.live_size, live_fps=args.live_fps, live_seconds=args.live_seconds,
-                              live_visitors=args.live_visitors, threads=args.threads)
+        options = from_arguments(args, model=args.model, device=args.device)
     except ValueError as exc:
         return fail(str(exc))
     check_launch(options, args.host, args.share)  # before loading anything

@@ -32,7 +32,7 @@ def start(tmp_path_factory, **options):
     """A demo on a free localhost port → (url, app); nothing of the user's is touched (the user model is a temp
     path; conftest points $MULTISTYLE_HOME at a temp folder)."""
     from multistyle.apps.demo import build_app, launch
-    from multistyle.apps.demo_options import DemoOptions
+    from multistyle.apps.demo import DemoOptions
 
     user_model = tmp_path_factory.mktemp("user") / "model.safetensors"
     import torch
@@ -92,7 +92,7 @@ def test_an_added_style_belongs_to_its_session(server, small_photo):
     model file or $MULTISTYLE_HOME; A can download the extended model; A's session is released when A leaves."""
     from gradio_client import Client, handle_file
 
-    from multistyle.apps.demo_session import MAX_ADD_STEPS
+    from multistyle.apps.demo import DemoOptions
     from multistyle.modelfile import load_model
     from multistyle.paths import user_data_dir
 
@@ -117,7 +117,7 @@ def test_an_added_style_belongs_to_its_session(server, small_photo):
             a.predict(handle_file(str(SCREAM)), "again", 2, api_name="/add_style")
     finally:
         host.options.max_added_styles = 3
-    with pytest.raises(AppError, match=f"greater than maximum value {MAX_ADD_STEPS}"):  # no hogging the trainer
+    with pytest.raises(AppError, match=f"greater than maximum value {DemoOptions().add_style_max_steps}"):  # no hogging the trainer
         b.predict(handle_file(str(SCREAM)), "huge", 100000, api_name="/add_style")
     folder = session.folder
     a.close()  # the visitor leaves: their styles and download file go now, not an hour later
@@ -202,7 +202,7 @@ def test_live_stream_caps_frames_and_keeps_its_own_flicker_state():
     """A Live-tab stream: any frame size in, at most the live size out (RGB in, RGB out: the same pixels as the
     webcam app's FrameStylizer on the BGR frame), and each visitor's flicker reduction sees only their frames."""
     from benchmarks.live import camera_frames, decode_data_url
-    from multistyle.apps.live import LiveStream, encode_jpeg_data_url
+    from multistyle.apps.demo.live import LiveStream, encode_jpeg_data_url
     from multistyle.styles import style_weights
     from multistyle.stylizer import get_stylizer
     from multistyle.video.frames import FrameSettings, FrameStylizer
@@ -322,7 +322,7 @@ def test_live_size_adapts_to_the_server_and_keeps_the_shown_size():
     """A stream whose frames take longer than the target rate allows is processed smaller (never below half the
     live size) and shown at the same size; with room again it goes back up to the live size."""
     from benchmarks.live import camera_frames
-    from multistyle.apps.live import MIN_FACTOR, AdaptiveSize, LiveStream
+    from multistyle.apps.demo.live import MIN_FACTOR, AdaptiveSize, LiveStream
     from multistyle.styles import style_weights
     from multistyle.stylizer import get_stylizer
     from multistyle.video.frames import FrameSettings

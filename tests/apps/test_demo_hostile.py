@@ -23,7 +23,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from benchmarks.hostile import big_png, raw_call
-from multistyle.apps.demo_session import FOLDER_PREFIX
+from multistyle.apps.demo.sessions import FOLDER_PREFIX
 
 PHOTO = ROOT / "examples" / "tubingen.jpg"
 SCREAM = ROOT.parent / "shared" / "data" / "styles" / "the_scream.jpg"
@@ -48,7 +48,7 @@ def rss_mb() -> float:
 def server(tmp_path_factory):
     """One demo with one torch thread per request (the CLI's default), as a 2-core host runs it."""
     from multistyle.apps.demo import build_app, launch
-    from multistyle.apps.demo_options import DemoOptions
+    from multistyle.apps.demo import DemoOptions
 
     threads = torch.get_num_threads()
     temp = tmp_path_factory.mktemp("server-tmp")
@@ -147,8 +147,8 @@ def test_a_flood_of_fresh_sessions_evicts_nobody(server, photo, calls):
 def test_session_registry_protects_active_visitors_and_releases_what_it_drops(tmp_path):
     """The registry (no server): full of recently used sessions, a newcomer is refused; with idle ones, the least
     recently used goes and its files with it; past the TTL a session is released."""
-    from multistyle.apps.demo_options import DemoOptions
-    from multistyle.apps.demo_session import ServerBusy, SessionFolders, SessionRegistry
+    from multistyle.apps.demo import DemoOptions
+    from multistyle.apps.demo.sessions import ServerBusy, SessionFolders, SessionRegistry
 
     folders = SessionFolders(str(tmp_path))
     registry = SessionRegistry(DemoOptions(max_sessions=2, session_protect=600), folders)
