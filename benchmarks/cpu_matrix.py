@@ -131,7 +131,7 @@ def add_style_command(recipe: str, args: argparse.Namespace) -> dict:
 
 def row_live(args: argparse.Namespace) -> dict:
     """The Live tab, 1 visitor at 480 px, the demo's default threads and send rate, browser on the same cores."""
-    from multistyle.apps.demo_session import DemoOptions
+    from multistyle.apps.demo import DemoOptions
 
     from .live import CHROMIUM, measure_browser, write_y4m
 
