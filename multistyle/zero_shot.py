@@ -1,95 +1,62 @@
-"""Any painting at once, without training: the warm-start row of a new style (the convex blend of the model's rows
-whose Gram matrices best explain the painting's, by non-negative least squares) applied straight away. The network
-mixes styles by mixing γ/β rows, so that row is the style mix ``blend_weights`` of the stored styles; add-style
-(``train/style_init``) starts its training from the same row."""
+"""Any painting at once, without changing the model file: a model with one more style row for the painting.
+
+Two steps, one function (:func:`zero_shot_model`):
+
+* ``fit=False`` — the blend, instant (~0.3 s): the convex mix of the model's rows whose Gram matrices best explain
+  the painting's (non-negative least squares, :mod:`multistyle.train.style_init`); the row is the style mix
+  :func:`painting_weights` of the stored styles.
+* ``fit=True`` (the default) — the fitted row, ≤ ``seconds`` (default :data:`FIT_SECONDS`): the blend, then the new
+  row's γ/β entries fitted on the model's own loss for that painting (full-batch L-BFGS over the packaged photos at
+  64 px, the add-style loop of :mod:`multistyle.train.add_style` with a small budget). It follows the painting
+  (its palette included) where a mix of stored rows cannot; MODEL.md, "Zero-shot", has the measurements.
+
+Either result is a row of the style bank (the network's graph is unchanged), cached in memory by model and
+painting pixels, so a second call with the same painting is instant. ``progress(step, total, record)`` reports
+the fit's steps (the demo shows it). Example for a page that improves in place::
+
+    instant = zero_shot_model(model, painting, fit=False)            # show at once
+    fitted = zero_shot_model(model, painting, seconds=1.5, progress=on_step)  # then this
+    Stylizer(fitted, "cpu")(photo, len(fitted.styles) - 1)
+"""
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import math
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 
+from .errors import StyleError
 from .images import ImageLike, resize_long_side, to_tensor
-from .loss import LossConfig, PerceptualLoss
-from .modelfile import ModelFile, StyleInfo, make_painting, make_thumbnail
-from .nets import StyleBankNet
+from .modelfile import PACKAGED_CONTENT, ModelFile, StyleInfo, make_painting, make_thumbnail
+from .progress import ProgressFn
+from .train.row_fit import AddStyleConfig
+from .train.style_init import blend_weights, init_rows
 
-INIT_SIZE = 128  # long side of the paintings whose Grams the blend compares (cheap, as good as 256 px)
 ZERO_SHOT_NAME = "your_painting"
-
-
-def gram_features(grams: dict[str, torch.Tensor], config: LossConfig) -> torch.Tensor:
-    """[S, D] flattened Grams (upper triangles, off-diagonals counted twice), each layer weighted so that squared
-    distances between rows equal the model's style loss between the Grams (``sqrt(w_l) / C_l`` per layer)."""
-    parts = []
-    for layer, weight in zip(config.style_layers, config.layer_weights):
-        g = grams[layer]
-        c = g.shape[-1]
-        iu = torch.triu_indices(c, c)
-        flat = g[:, iu[0], iu[1]] * torch.where(iu[0] == iu[1], 1.0, math.sqrt(2.0))
-        parts.append(flat * (math.sqrt(weight) / c))
-    return torch.cat(parts, 1)
-
-
-def nnls(a: torch.Tensor, b: torch.Tensor, sweeps: int = 500) -> torch.Tensor:
-    """argmin_{w ≥ 0} ||a w − b||² for a [D, S], b [D], by cyclic coordinate descent on the normal equations (exact
-    for a few dozen columns; SciPy's ``nnls`` would do the same, but SciPy is not a dependency for one function)."""
-    a, b = a.double(), b.double()
-    q, c = a.T @ a, a.T @ b
-    w = torch.zeros(a.shape[1], dtype=torch.float64)
-    for _ in range(sweeps):
-        previous = w.clone()
-        for j in range(len(w)):
-            if q[j, j] > 0:
-                w[j] = torch.clamp((c[j] - q[j] @ w + q[j, j] * w[j]) / q[j, j], min=0.0)
-        if torch.allclose(w, previous, rtol=1e-9, atol=1e-12):
-            break
-    return w.float()
-
-
-def blend_weights(model: ModelFile, loss_fn: PerceptualLoss, painting: torch.Tensor, size: int = INIT_SIZE
-                  ) -> torch.Tensor:
-    """Weights [S] (≥ 0, summing to 1) of the model's styles whose blend of Gram matrices best matches ``painting``
-    ([1, 3, H, W] in [0, 1]); the plain mean when the model file stores no paintings (files from before they
-    were stored) or nothing fits. The Grams are cached on disk (``StyleTargets.cached``)."""
-    count = model.net.num_styles
-    if any(s.painting is None for s in model.styles):
-        return torch.full((count,), 1.0 / count)
-    device = next(loss_fn.vgg.parameters()).device
-    images = [resize_long_side(s.painting.permute(2, 0, 1)[None].float() / 255.0, size) for s in model.styles]
-    images.append(resize_long_side(painting.float().cpu(), size))
-    grams = loss_fn.style_targets([i.to(device) for i in images]).grams
-    features = gram_features({k: v.cpu() for k, v in grams.items()}, loss_fn.config)
-    weights = nnls(features[:-1].T, features[-1])
-    if not float(weights.sum()) > 0:
-        return torch.full((count,), 1.0 / count)
-    return weights / weights.sum()
-
-
-@torch.no_grad()
-def init_rows(net: StyleBankNet, index: int, weights: torch.Tensor) -> None:
-    """Set style ``index``'s γ/β rows to the blend ``weights`` [index] of the rows before it."""
-    for norm in net.norms():
-        for table in (norm.gamma, norm.beta):
-            table[index] = weights.to(table) @ table[:index]
+FIT_SECONDS = 1.5  # the fit's budget: with a 512 px picture, the first call stays within 2 s on 2 cores
+# L-BFGS on the new row only, every packaged photo at 64 px in each evaluation (~60 ms on 2 cores with bf16):
+# at 64 px the budget buys ~20 evaluations, more than Adam at 128 px or L-BFGS at 96 px bought (MODEL.md)
+FIT_CONFIG = AddStyleConfig(steps=200, size=64, schedule=((1, 1.0, "lbfgs"),), crops=6)
 
 
 def painting_tensor(painting: ImageLike) -> torch.Tensor:
     """A painting given like ``stylize``'s image (path, PIL, HxWx3 uint8 array, [3|1, 3, H, W] float tensor) as
-    one [1, 3, H, W] float image; ImageError for an unreadable file."""
-    x = to_tensor(painting)
-    return x[:1].float()
+    one [1, 3, H, W] float image; ImageError for an unreadable file, StyleError for one too small to use."""
+    x = to_tensor(painting)[:1].float()
+    if min(x.shape[-2:]) < 16:
+        raise StyleError(f"the painting is {x.shape[-1]}x{x.shape[-2]} px; give one at least 16 px on each side")
+    return x
 
 
 def painting_weights(model: ModelFile, painting: ImageLike, device: str | torch.device = "cpu") -> torch.Tensor:
-    """The zero-shot style mix [S] for ``painting``: :func:`blend_weights` with the model's loss, the painting at
-    the model's training style size."""
+    """The blend's style mix [S] for ``painting``: the model's rows whose Grams best explain the painting's, with
+    the model's loss, the painting at the model's training style size."""
     from .refine import model_loss
 
-    image = resize_long_side(painting_tensor(painting), style_size(model))
+    image = resize_long_side(_shrunk(painting_tensor(painting), style_size(model)), style_size(model))
     return blend_weights(model, model_loss(model, torch.device(device)), image)
 
 
@@ -102,27 +69,60 @@ _MODELS: OrderedDict[tuple, ModelFile] = OrderedDict()
 
 
 def zero_shot_model(model: ModelFile, painting: ImageLike, name: str = ZERO_SHOT_NAME,
-                    device: str | torch.device = "cpu") -> ModelFile:
-    """A new :class:`ModelFile` with one more style, ``name``, whose rows are the warm-start blend for ``painting``
-    (no training; its painting is stored, so refine works with it). ``model`` and its file are not modified.
-    The last 4 results are cached by model and painting pixels."""
+                    device: str | torch.device = "cpu", fit: bool = True, seconds: float = FIT_SECONDS,
+                    progress: ProgressFn | None = None) -> ModelFile:
+    """A new :class:`ModelFile` with one more style, ``name`` (its last), for ``painting``: the fitted row
+    (``fit``, within ``seconds``) or the blend. Its painting is stored, so refine works with it. ``model`` and its
+    file are not modified. The last 8 results are cached by model, painting pixels and settings."""
+    if not (isinstance(seconds, (int, float)) and 0 < seconds <= 600):
+        raise StyleError(f"the zero-shot fit's seconds must be in (0, 600], not {seconds!r}")
     image = painting_tensor(painting)
-    key = (id(model.net), model.net.num_styles, name,
+    key = (id(model.net), model.net.num_styles, name, bool(fit), float(seconds) if fit else None,
            hashlib.sha256(image.contiguous().numpy().tobytes() + repr(tuple(image.shape)).encode()).hexdigest())
     if key in _MODELS:
         _MODELS.move_to_end(key)
         return _MODELS[key]
+    small = _shrunk(image, style_size(model))
+    result = _fitted(model, small, name, device, seconds, progress) if fit else _blended(model, small, name, device)
+    _MODELS[key] = result
+    while len(_MODELS) > 8:
+        _MODELS.popitem(last=False)
+    return result
+
+
+def _shrunk(image: torch.Tensor, size: int) -> torch.Tensor:
+    """``image`` reduced by area averaging to at most twice ``size`` on its long side (a large upload then costs
+    one cheap pass; the exact resizes after it work on a small image)."""
+    factor = 2 * size / max(image.shape[-2:])
+    if factor >= 1:
+        return image
+    shape = [max(16, round(side * factor)) for side in image.shape[-2:]]
+    return F.interpolate(image, size=shape, mode="area").clamp(0, 1)
+
+
+def _blended(model: ModelFile, image: torch.Tensor, name: str, device: str | torch.device) -> ModelFile:
+    """The model plus the blend row for ``image``."""
     weights = painting_weights(model, image, device)
     net = copy.deepcopy(model.net).cpu()
     [new] = net.append_styles(1)
     init_rows(net, new, weights)
-    training = {"added_by": "zero_shot", "style_size": style_size(model),
+    training = {"added_by": "zero_shot", "fit": False, "style_size": style_size(model),
                 "photo_size": model.styles[0].training.get("photo_size", 256) if model.styles else 256,
                 "blend": {model.style_names[i]: round(float(w), 4) for i, w in enumerate(weights) if w > 0}}
     info = StyleInfo(name, "", make_thumbnail(image), training,
                      painting=make_painting(resize_long_side(image, style_size(model))))
-    result = ModelFile(net.eval(), model.styles + [info], model.loss, model.extra)
-    _MODELS[key] = result
-    while len(_MODELS) > 4:
-        _MODELS.popitem(last=False)
+    return ModelFile(net.eval(), model.styles + [info], model.loss, model.extra)
+
+
+def _fitted(model: ModelFile, image: torch.Tensor, name: str, device: str | torch.device, seconds: float,
+            progress: ProgressFn | None) -> ModelFile:
+    """The model plus the row fitted for ``image`` within ``seconds`` (from the blend)."""
+    from dataclasses import replace
+
+    from .train.add_style import learn_style
+
+    config = replace(FIT_CONFIG, time_budget=float(seconds))
+    result = learn_style(model, image, [PACKAGED_CONTENT], name, config=config, device=device, progress=progress)
+    result.styles[-1].training.update({"added_by": "zero_shot", "fit": True})
+    result.net.eval()
     return result

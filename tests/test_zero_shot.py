@@ -1,5 +1,5 @@
-"""Zero-shot stylize (any painting at once, the warm-start row, no training), --best and --seconds, with the real
-network, VGG19 and paintings at tiny sizes."""
+"""Zero-shot stylize (any painting at once: the blend row, and the row fitted within a budget), --best and
+--seconds, with the real network, VGG19 and paintings at tiny sizes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import shutil
 import time
 
 import numpy as np
+import pytest
 import torch
 from conftest import ROOT, STYLES, assert_one_line_error, run_cli
 from PIL import Image
@@ -15,7 +16,7 @@ from PIL import Image
 import multistyle
 from multistyle.images import load_image
 from multistyle.modelfile import PACKAGED_MODEL, get_model
-from multistyle.stylizer import get_stylizer, head_start
+from multistyle.stylizer import Stylizer, get_stylizer, head_start
 from multistyle.zero_shot import painting_weights, zero_shot_model
 
 PHOTO = ROOT / "examples" / "tubingen.jpg"
@@ -32,7 +33,8 @@ def test_the_zero_shot_row_leaves_the_model_file_unchanged(tmp_path):
     before_file = _sha(path)
     model = get_model(path)
     before = {k: v.clone() for k, v in model.net.state_dict().items()}
-    extended = zero_shot_model(model, str(PAINTING))
+    extended = zero_shot_model(model, str(PAINTING), fit=False)
+    fitted = zero_shot_model(model, str(PAINTING), seconds=1.0)
     out = multistyle.stylize(str(PHOTO), painting=str(PAINTING), model=str(path), device="cpu", max_size=64)
     assert _sha(path) == before_file and get_model(path) is model
     assert all(torch.equal(v, model.net.state_dict()[k]) for k, v in before.items())
@@ -41,16 +43,20 @@ def test_the_zero_shot_row_leaves_the_model_file_unchanged(tmp_path):
     for norm_old, norm_new in zip(model.net.norms(), extended.net.norms()):
         assert torch.equal(norm_new.gamma[:-1], norm_old.gamma)
         assert torch.allclose(norm_new.gamma[-1], weights @ norm_old.gamma, atol=1e-6)
+    for norm_old, norm_fit in zip(model.net.norms(), fitted.net.norms()):
+        assert torch.equal(norm_fit.gamma[:-1], norm_old.gamma) and torch.equal(norm_fit.beta[:-1], norm_old.beta)
     assert isinstance(out, Image.Image) and max(out.size) == 64
 
 
-def test_the_painting_is_taken_like_the_image_and_matches_the_style_mix():
+def test_the_painting_is_taken_like_the_image_and_the_blend_is_the_style_mix():
     pil = Image.open(PAINTING).convert("RGB")
     photo = load_image(PHOTO, max_size=64)
-    outs = [multistyle.stylize(photo, painting=p, device="cpu")
-            for p in (str(PAINTING), pil, np.asarray(pil), load_image(PAINTING)[0])]
-    assert all(torch.allclose(o, outs[0], atol=1 / 255) for o in outs)
     stylizer = get_stylizer(None, "cpu")
+    outs = []
+    for p in (str(PAINTING), pil, np.asarray(pil), load_image(PAINTING)[0]):
+        blend = zero_shot_model(stylizer.model, p, fit=False)
+        outs.append(Stylizer(blend, "cpu")(photo, torch.eye(len(blend.styles))[-1:]))
+    assert all(torch.allclose(o, outs[0], atol=1 / 255) for o in outs)
     mix = painting_weights(stylizer.model, str(PAINTING))
     assert torch.allclose(stylizer(photo, mix[None]), outs[0], atol=1e-4)  # the row = the style mix
     # a stored painting's zero-shot mix is (almost) its own style
@@ -59,6 +65,52 @@ def test_the_painting_is_taken_like_the_image_and_matches_the_style_mix():
     assert int(painting_weights(stylizer.model, stored).argmax()) == udnie
     start = head_start(stylizer, photo, [load_image(PAINTING)])
     assert torch.allclose(start, outs[0], atol=1e-4)
+
+
+def test_the_fitted_row_follows_the_painting_better_than_the_blend_and_reports_progress():
+    """Leave one out: without udnie, the fitted row's loss for udnie's painting on held-out photos is below the
+    blend's; its steps are reported, the budget holds, and a second call is served from the cache."""
+    from multistyle.modelfile import subset_model
+    from multistyle.refine import model_loss
+
+    full = get_model(None)
+    model = subset_model(full, [n for n in full.style_names if n != "udnie"])
+    painting = load_image(STYLES / "udnie.jpg", max_size=256)
+    zero_shot_model(model, load_image(STYLES / "great_wave.jpg", max_size=256), seconds=0.5)  # warm
+    steps = []
+    start = time.perf_counter()
+    fitted = zero_shot_model(model, painting, seconds=1.5, progress=lambda s, total, record: steps.append(s))
+    assert time.perf_counter() - start < 1.5 + 1.0 and steps and steps == sorted(steps)
+    assert fitted.styles[-1].training["fit"] and fitted.styles[-1].training["steps"] == steps[-1]
+    start = time.perf_counter()
+    assert zero_shot_model(model, painting, seconds=1.5) is fitted and time.perf_counter() - start < 0.5
+    blend = zero_shot_model(model, painting, fit=False)
+    loss = model_loss(full)
+    grams = loss.style_targets([painting]).blend()
+    totals = {}
+    for label, m in (("blend", blend), ("fitted", fitted)):
+        totals[label] = 0.0
+        for name in ("chelsea_cat.jpg", "tubingen.jpg"):
+            photo = load_image(STYLES.parent / "content" / name, max_size=128)
+            with torch.no_grad():
+                out = Stylizer(m, "cpu")(photo, torch.eye(len(m.styles))[-1:])
+                totals[label] += float(loss(out, loss.content_targets(photo), grams).total)
+    assert totals["fitted"] < 0.9 * totals["blend"], totals
+
+
+def test_a_bad_painting_is_one_clear_error(tmp_path):
+    from multistyle.errors import ImageError, StyleError
+
+    model = get_model(None)
+    tiny = np.zeros((8, 8, 3), dtype=np.uint8)
+    with pytest.raises(StyleError, match="16 px"):
+        zero_shot_model(model, tiny)
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    with pytest.raises(ImageError):
+        zero_shot_model(model, str(bad))
+    with pytest.raises(StyleError, match="seconds"):
+        zero_shot_model(model, str(PAINTING), seconds=0)
 
 
 def test_zero_shot_is_quick_when_warm():
