@@ -133,7 +133,7 @@ def row_live(args: argparse.Namespace) -> dict:
     """The Live tab, 1 visitor at 480 px, the demo's default threads and send rate, browser on the same cores."""
     from multistyle.apps.demo import DemoOptions
 
-    from .live import CHROMIUM, measure_browser, write_y4m
+    from .demo_browser import CHROMIUM, measure_browser, write_y4m
 
     if getattr(args, "smoke", False) or not os.path.exists(CHROMIUM):
         return {"skipped": "--smoke" if getattr(args, "smoke", False) else "no chromium"}
