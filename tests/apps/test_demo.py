@@ -173,7 +173,7 @@ def test_real_browser_stylize_tab_renders_without_a_button(server, small_photo):
     require_chromium()
     from playwright.sync_api import sync_playwright
 
-    from benchmarks.live import BROWSER_ARGS
+    from benchmarks.demo_browser import BROWSER_ARGS
 
     url, _, _ = server
     with sync_playwright() as p:
@@ -201,7 +201,7 @@ def test_real_browser_stylize_tab_renders_without_a_button(server, small_photo):
 def test_live_stream_caps_frames_and_keeps_its_own_flicker_state():
     """A Live-tab stream: any frame size in, at most the live size out (RGB in, RGB out: the same pixels as the
     webcam app's FrameStylizer on the BGR frame), and each visitor's flicker reduction sees only their frames."""
-    from benchmarks.live import camera_frames, decode_data_url
+    from benchmarks.demo_browser import camera_frames, decode_data_url
     from multistyle.apps.demo.live import LiveStream, encode_jpeg_data_url
     from multistyle.styles import style_weights
     from multistyle.stylizer import get_stylizer
@@ -248,7 +248,7 @@ def nearest(frame: np.ndarray, candidates: list[np.ndarray]) -> float:
 
 
 def live_frames(page, after: int = 0) -> list[np.ndarray]:
-    from benchmarks.live import decode_data_url, live_log
+    from benchmarks.demo_browser import decode_data_url, live_log
 
     return [decode_data_url(u).astype(np.float32) for u in live_log(page)["srcs"][after:]]
 
@@ -260,7 +260,7 @@ def test_real_browser_live_tab_streams_stylized_frames(server, tmp_path):
     require_chromium()
     from playwright.sync_api import sync_playwright
 
-    from benchmarks.live import camera_frames, launch_browser, live_log, start_live, write_y4m
+    from benchmarks.demo_browser import camera_frames, launch_browser, live_log, start_live, write_y4m
 
     url, _, app = server
     first, second = "composition_vii", "great_wave"
@@ -321,7 +321,7 @@ def test_client_gatys_tab_loads_vgg_once(server, small_photo, monkeypatch):
 def test_live_size_adapts_to_the_server_and_keeps_the_shown_size():
     """A stream whose frames take longer than the target rate allows is processed smaller (never below half the
     live size) and shown at the same size; with room again it goes back up to the live size."""
-    from benchmarks.live import camera_frames
+    from benchmarks.demo_browser import camera_frames
     from multistyle.apps.demo.live import MIN_FACTOR, AdaptiveSize, LiveStream
     from multistyle.styles import style_weights
     from multistyle.stylizer import get_stylizer

@@ -1,5 +1,6 @@
-"""The demo page against a hostile client: a real server on localhost, driven by gradio_client and by raw HTTP
-(the way a script would, private events included). Budgets and sizes are small so the module stays quick."""
+"""The demo page against a hostile client: a real server on localhost (one for the module), driven by gradio_client
+and by raw HTTP (the way a script would, private events included), clients told apart by their loopback source
+address (127.0.0.2, 127.0.0.3 …). Budgets and sizes are small so the module stays quick."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from conftest import ROOT, wait_for
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from benchmarks.hostile import big_png, raw_call
+from benchmarks.demo_clients import big_png, inline, raw_call
+from benchmarks.kit import free_port
+from benchmarks.kit import rss_mb as process_rss
 from multistyle.apps.demo.sessions import FOLDER_PREFIX
 
 PHOTO = ROOT / "examples" / "tubingen.jpg"
@@ -30,36 +33,32 @@ SCREAM = ROOT.parent / "shared" / "data" / "styles" / "the_scream.jpg"
 GATYS_SECONDS = 60  # long: the test shows the job ends when its visitor leaves, not at its budget
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rss_mb() -> float:
-    from benchmarks.live import rss_mb as process_rss
-
     return process_rss(os.getpid())
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One demo with one torch thread per request (the CLI's default), as a 2-core host runs it."""
-    from multistyle.apps.demo import build_app, launch
-    from multistyle.apps.demo import DemoOptions
-
+    """One demo with one torch thread per request (the CLI's default), as a 2-core host runs it; Gradio's own
+    session store is small (10) and the join rate high, so the floods below test our caps, not the rate."""
     threads = torch.get_num_threads()
     temp = tmp_path_factory.mktemp("server-tmp")
+    url, app = start_server(tmp_path_factory, temp, gatys_seconds=GATYS_SECONDS, max_sessions=5, gradio_sessions=10,
+                            client_burst=1000, client_per_minute=100_000)
+    yield url, app, temp
+    app.close()
+    torch.set_num_threads(threads)
+
+
+def start_server(tmp_path_factory, temp, **options):
+    from multistyle.apps.demo import DemoOptions, build_app, launch
+
     options = DemoOptions(device="cpu", user_model=tmp_path_factory.mktemp("user") / "model.safetensors",
-                          live_size=128, threads=1, gatys_seconds=GATYS_SECONDS, max_sessions=5)
+                          live_size=128, threads=1, **options)
     app = build_app(options=options, temp_parent=str(temp))
     port = free_port()
     launch(app, "127.0.0.1", port, block=False)
-    yield f"http://127.0.0.1:{port}/", app, temp
-    app.close()
-    torch.set_num_threads(threads)
+    return f"http://127.0.0.1:{port}/", app
 
 
 @pytest.fixture(scope="module")
@@ -119,22 +118,25 @@ def test_one_client_cannot_starve_another_and_its_jobs_end_when_it_leaves(server
 
 @pytest.mark.parametrize("calls", [150, pytest.param(1100, marks=pytest.mark.slow)])
 def test_a_flood_of_fresh_sessions_evicts_nobody(server, photo, calls):
-    """A visitor adds a style; a flood of calls, each from a fresh session, follows — more than Gradio's own session
-    store holds (100 here, as 1000 did before), and the issue's 1100 in the slow run; the visitor still has the
-    style, the flood stored no session and left no folder; when the visitor leaves, their folder goes too."""
+    """A visitor adds a style; a flood of calls, each from a fresh session of one of 30 addresses, follows — more
+    than Gradio's own session store holds (10 here), and the issue's 1100 in the slow run; the visitor still has the
+    style, the flood stored no session of ours, Gradio's store stayed within its bound, no folder was left; when
+    the visitor leaves, their folder goes too."""
     from gradio_client import Client, handle_file
 
     url, app, temp = server
     host = app.multistyle_host
-    app.state_holder.capacity = 100  # Gradio evicts its own oldest sessions past this: ours must not care
     v = Client(url, verbose=False)
     v.predict(handle_file(str(SCREAM)), "mine", 2, api_name="/add_style")
     index = fn_index(app, "stylize")
     empty = [None, "udnie", 1.0, None, 0.5, None, 0.5, 1.0, False, 256, 1.0]
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda _: raw_call(url, index, empty)[0], range(calls)))
+        statuses = list(pool.map(lambda i: raw_call(url, index, empty, source=f"127.0.0.{10 + i % 30}")[0],
+                                 range(calls)))
     assert statuses.count(200) >= 0.9 * calls, {s: statuses.count(s) for s in set(statuses)}
     assert len(host.sessions) == 1  # the flood held nothing, so it stored nothing
+    assert len(app.state_holder.session_data) <= host.options.gradio_sessions  # Gradio's store is bounded too
+    assert len(app._queue.pending_event_ids_session) <= host.options.gradio_sessions + 1  # nor Gradio's queue
     out = v.predict(handle_file(str(photo)), "mine", 1.0, None, 0.5, None, 0.5, 1.0, False, 128,
                     api_name="/stylize")
     assert Image.open(out).size[0] == 128
@@ -301,3 +303,136 @@ def _up(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def gatys_job(photo: Path) -> list:
+    """A /gatys call's data: a 64 px job of up to 500 steps (the budget set by the test ends it)."""
+    return [inline(photo.read_bytes(), "image/png"), inline(SCREAM.read_bytes()), 64, 500, False]
+
+
+def test_one_client_gets_its_share_however_many_sessions_it_opens(server, photo):
+    """Client A (127.0.0.2) sends Gatys jobs from 4 sessions: 2 are admitted (its address's cap), 2 refused with
+    one plain sentence; client B (127.0.0.3) is admitted and served before A's second job (clients in turn)."""
+    url, app, _ = server
+    host = app.multistyle_host
+    index, job = fn_index(app, "gatys"), gatys_job(photo)
+    host.options.gatys_seconds = 2
+    finished: dict[str, float] = {}
+
+    def call(name: str, source: str):
+        outcome = raw_call(url, index, job, source=source)
+        finished[name] = time.perf_counter()
+        return outcome
+
+    try:
+        with ThreadPoolExecutor(5) as pool:
+            a = [pool.submit(call, f"a{i}", "127.0.0.2") for i in range(4)]
+            assert wait_for(lambda: sum(f.done() for f in a) == 2, 30)  # the two over A's cap, refused at once
+            b = pool.submit(call, "b", "127.0.0.3")
+            outcomes = [f.result(timeout=120) for f in a] + [b.result(timeout=120)]
+    finally:
+        host.options.gatys_seconds = GATYS_SECONDS
+    refused = [out for status, out in outcomes if status == 400]
+    assert len(refused) == 2 and outcomes[-1][0] == 200 and not isinstance(outcomes[-1][1], str), outcomes
+    for reason in refused:
+        assert reason.startswith("Your address already has 2 slow jobs") and reason.count(".") == 1, reason
+        assert "try again" in reason and "\n" not in reason
+    served = sorted((t, name) for name, t in finished.items() if name in {"b"} | {f"a{i}" for i in range(4)})
+    a_served = [name for (status, _), name in zip(outcomes, ["a0", "a1", "a2", "a3"]) if status == 200]
+    assert finished["b"] < max(finished[name] for name in a_served), served  # B did not wait for both of A's
+
+
+def test_fair_order_serves_clients_in_turn():
+    """The waiting room's order: by round (events a client has running or ahead), first come within a round."""
+    from multistyle.apps.demo.clients import fair_order
+
+    waiting = ["a1", "a2", "a3", "b1", "c1", "b2"]
+    order = fair_order(waiting, lambda e: e[0], lambda client: {"a": 1}.get(client, 0))
+    assert order == ["b1", "c1", "a1", "b2", "a2", "a3"]
+
+
+def test_a_clients_rate_is_limited_with_a_plain_sentence():
+    from multistyle.apps.demo import DemoOptions
+    from multistyle.apps.demo.clients import ClientRate
+
+    rate = ClientRate(DemoOptions(client_burst=3))
+    assert [rate.refusal("127.0.0.2") for _ in range(3)] == [None] * 3
+    reason = rate.refusal("127.0.0.2")
+    assert reason == "Your address sent more than 3 requests a second; try again in a second."
+    assert rate.refusal("127.0.0.3") is None  # another client is not affected
+
+
+def test_forwarded_for_counts_only_behind_the_trusted_proxy(server, photo, tmp_path_factory):
+    """Without --trusted-proxy an X-Forwarded-For header is ignored (the client is its socket's address); with
+    --trusted-proxy 127.0.0.2, a request from 127.0.0.2 counts as the address it reports, from elsewhere not."""
+    url, app, _ = server
+    forged = {"x-forwarded-for": "10.1.2.3"}
+
+    def clients_seen(url: str, app, source: str) -> list[str]:
+        host, seen = app.multistyle_host, []
+        host.options.gatys_seconds = 2
+        with ThreadPoolExecutor(1) as pool:
+            job = pool.submit(raw_call, url, fn_index(app, "gatys"), gatys_job(photo), source=source, headers=forged)
+            assert wait_for(lambda: bool(seen.extend(host.jobs.clients("slow")) or seen), 30)
+            assert job.result(timeout=60)[0] == 200
+        host.options.gatys_seconds = GATYS_SECONDS
+        return seen
+
+    assert set(clients_seen(url, app, "127.0.0.2")) == {"127.0.0.2"}
+    proxied_url, proxied = start_server(tmp_path_factory, tmp_path_factory.mktemp("proxied"),
+                                        trusted_proxy="127.0.0.2", gatys_seconds=GATYS_SECONDS)
+    try:
+        assert set(clients_seen(proxied_url, proxied, "127.0.0.2")) == {"10.1.2.3"}
+        assert set(clients_seen(proxied_url, proxied, "127.0.0.3")) == {"127.0.0.3"}
+    finally:
+        proxied.close()
+
+
+def test_sessions_past_the_cap_free_their_state(tmp_path):
+    """Ten visitors who each hold a stream and a download folder, with room for three: the registry keeps three,
+    and every session it dropped has let go of its stream, its styles and its folder."""
+    from multistyle.apps.demo import DemoOptions
+    from multistyle.apps.demo.sessions import SessionFolders, SessionRegistry
+
+    folders = SessionFolders(str(tmp_path))
+    registry = SessionRegistry(DemoOptions(max_sessions=3, session_protect=0), folders)
+    sessions = []
+    for i in range(10):
+        session = registry.open(f"visitor-{i}")
+        session.live, session.folder = object(), folders.new()
+        sessions.append(session)
+    assert len(registry) == 3 and [registry.get(f"visitor-{i}") is not None for i in range(10)] == [False] * 7 + [True] * 3
+    for dropped in sessions[:7]:
+        assert dropped.closed and dropped.live is None and dropped.model is None and dropped.folder is None
+    assert len(list(folders.root.iterdir())) == 3
+    folders.close()
+
+
+def test_results_are_written_once_and_never_while_sent(server, photo, tmp_path, capfd):
+    """A result file is written atomically and never rewritten (the same picture again only touches it); many
+    visitors asking for the same picture at once all receive it whole, and the server logs no traceback."""
+    import httpx
+
+    from multistyle.apps.demo.results import cached_image
+
+    picture = np.full((32, 48, 3), 90, np.uint8)
+    first = cached_image(picture, tmp_path)
+    inode = os.stat(first).st_ino
+    with open(first, "rb") as sending:  # a response streaming the file ...
+        assert cached_image(picture, tmp_path) == first and os.stat(first).st_ino == inode  # ... is left alone
+        assert Image.open(sending).size == (48, 32)
+    assert cached_image(picture + 1, tmp_path) != first
+    url, app, _ = server
+    capfd.readouterr()
+    data = [inline(photo.read_bytes(), "image/png"), "udnie", 1.0, None, 0.5, None, 0.5, 1.0, False, 256, 1.0]
+    index = fn_index(app, "stylize")
+
+    def fetch(i: int) -> tuple[int, int]:
+        status, out = raw_call(url, index, data, source=f"127.0.0.{40 + i}")
+        body = httpx.get(out[0]["url"], timeout=30).content
+        return status, Image.open(__import__("io").BytesIO(body)).size[0]
+
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(fetch, range(12)))
+    assert got == [(200, 256)] * 12, got
+    assert "Traceback" not in capfd.readouterr().err

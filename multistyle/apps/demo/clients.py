@@ -6,7 +6,7 @@ trusted proxy alone (:func:`proxy_environment`); without ``--trusted-proxy`` it 
 server's own host cannot claim another address either.
 
 :class:`ClientRate` is the rate/burst part: ``limits``' sliding-window counter per client (two counters per client
-and window, so its memory stays small however a client sends). :func:`fair_position` is the round-robin: a lane's
+and window, so its memory stays small however a client sends). :func:`fair_order` is the round-robin: a lane's
 waiting room serves clients in turn, however many sessions each has."""
 
 from __future__ import annotations
@@ -59,18 +59,15 @@ class ClientRate:
         return None
 
 
-def fair_position(waiting: Sequence[object], client: str, client_of_event: Callable[[object], str],
-                  running: Callable[[str], int]) -> int:
-    """Where a new event of ``client`` goes in a lane's waiting list so that clients are served in turn: each
-    event's round is how many events its client has running or ahead of it; the new event goes before the first
-    waiting event of a later round (FIFO within a round)."""
-    seen: dict[str, int] = {}
-    mine = running(client) + sum(1 for e in waiting if client_of_event(e) == client)
+def fair_order(waiting: Sequence[object], client_of_event: Callable[[object], str],
+               running: Callable[[str], int]) -> list:
+    """A lane's waiting events in the order that serves clients in turn: each event's round is how many events
+    its client has running or ahead of it; events are served by round, first come first within a round (so a
+    client's sixth event waits behind every other client's first)."""
+    rounds: dict[str, int] = {}
+    keyed = []
     for index, event in enumerate(waiting):
         owner = client_of_event(event)
-        if owner not in seen:
-            seen[owner] = running(owner)
-        if seen[owner] > mine:
-            return index
-        seen[owner] += 1
-    return len(waiting)
+        rounds[owner] = rounds.get(owner, running(owner)) + 1
+        keyed.append((rounds[owner] - 1, index, event))
+    return [event for _, _, event in sorted(keyed, key=lambda k: k[:2])]

@@ -4,7 +4,7 @@ sends:
 * :class:`Admission` decides at ``/queue/join`` — before an event is queued, for public and private events alike —
   whether a client may add one more event to a lane: within its rate (:class:`~.clients.ClientRate`), its
   session's and its address's caps, and the lane's waiting room (full, it refuses the client over its share, never
-  a newcomer); an admitted event takes its fair place in the lane (:func:`~.clients.fair_position`);
+  a newcomer); an admitted event takes its fair place in the lane (:func:`~.clients.fair_order`);
 * :class:`BodyLimit` refuses any request body over the size cap (uploads, JSON with ``data:`` URLs, live frames)
   before it is read.
 
@@ -14,7 +14,7 @@ import json
 
 from ...errors import ImageError
 from ...images import check_pixels
-from .clients import ClientRate, client_of, fair_position
+from .clients import ClientRate, client_of, fair_order
 from .errors import log
 from .host import DemoHost
 from .lanes import Lane, lane_of
@@ -59,6 +59,7 @@ class Admission:
             outcome = await original(body=body, request=request, username=username)
             if outcome[0]:
                 self.take_turn(queue, body)
+            self.forget_finished(queue)
             return outcome
 
         push._admission = True
@@ -95,19 +96,25 @@ class Admission:
                 return f"The page is busy: {lane.count(len(waiting))} are waiting; try again in {lane.retry}."
         return None
 
+    def forget_finished(self, queue) -> None:
+        """Drop Gradio's per-session entries of sessions with nothing pending (Gradio empties them but keeps the
+        key: one entry per session ever seen), once there are more than ``gradio_sessions``."""
+        pending = queue.pending_event_ids_session
+        if len(pending) > self.options.gradio_sessions:
+            for key in [k for k, ids in pending.items() if not ids]:
+                pending.pop(key, None)
+
     def take_turn(self, queue, body) -> None:
-        """Move the event just queued to its client's turn in its lane (round-robin across clients)."""
+        """Put the lane's waiting events, the one just queued among them, in the order that serves clients in
+        turn (round-robin across clients)."""
         fn = queue.blocks.fns.get(body.fn_index) if body.fn_index is not None else None
         lane_queue = queue.event_queue_per_concurrency_id.get(getattr(fn, "concurrency_id", None))
-        if lane_queue is None or not lane_queue.queue or lane_queue.queue[-1]._id != body.event_id:
+        if lane_queue is None or len(lane_queue.queue) < 2:
             return
-        event = lane_queue.queue.pop()
-        running = [e for job in queue.active_jobs if job for e in job if e.fn.concurrency_id == fn.concurrency_id]
         counts: dict[str, int] = {}
-        for e in running:
+        for e in _events(queue, fn.concurrency_id)[1]:
             counts[event_client(e)] = counts.get(event_client(e), 0) + 1
-        place = fair_position(lane_queue.queue, event_client(event), event_client, lambda c: counts.get(c, 0))
-        lane_queue.queue.insert(place, event)
+        lane_queue.queue[:] = fair_order(lane_queue.queue, event_client, lambda c: counts.get(c, 0))
 
 
 def _oversized_inline(data, max_pixels: int) -> str | None:

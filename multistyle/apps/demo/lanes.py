@@ -145,6 +145,11 @@ class Jobs:
         with self._lock:
             return sum(1 for t in self._running if client and t.client == client and t.lane == lane)
 
+    def clients(self, lane: str) -> list[str]:
+        """The clients whose jobs run in ``lane`` now (one entry per job, sorted)."""
+        with self._lock:
+            return sorted(t.client or "" for t in self._running if t.lane == lane)
+
     def cancel_all(self) -> None:
         with self._lock:
             tickets = list(self._running)

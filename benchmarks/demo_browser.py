@@ -1,14 +1,11 @@
-"""The demo's Live tab, measured where the visitor sees it (registered into ``python -m benchmarks`` as ``live``).
+"""The demo's Live tab where the visitor sees it (``python -m benchmarks live``; BENCHMARKS.md, "Demo load").
 
-``multistyle demo`` runs as a subprocess; headless Debian Chromium opens the page with a fake camera (a ``.y4m``
-written from bunny.mp4, each frame stamped with its number as eight black/white blocks) and streams it. Per visitor:
-frames per second shown in the page and latency from the browser's capture of a camera frame to the moment its
-stylized result is decoded in the page (the stamp survives because the bench streams at strength 0: the network,
-flicker reduction and encoding run all the same). Also the server's RSS while it streams, and the per-frame
-server path by stage (in process, no browser). Browser and server share this machine's cores.
-
-The browser helpers (fake camera, Chromium flags, the frame log) are used by ``tests/apps/test_demo.py`` too.
-"""
+``multistyle demo`` runs as a subprocess (:func:`benchmarks.kit.start_demo`); headless Debian Chromium opens the
+page with a fake camera (a ``.y4m`` written from bunny.mp4, each frame stamped with its number as eight black/white
+blocks) and streams it. Per visitor: frames per second shown in the page and latency from the browser's capture of
+a camera frame to the moment its stylized result is decoded in the page (the bench streams at strength 0, so the
+stamp survives while the network, flicker reduction and encoding run all the same); the server's CPU and RSS.
+Browser and server share this machine's cores. The browser helpers are used by ``tests/apps/test_demo.py`` too."""
 
 from __future__ import annotations
 
@@ -17,22 +14,18 @@ import base64
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .kit import DATA, ROOT, effort, register, table
+from .kit import CLIP, effort, register, rss_mb, start_demo, stop_demo, table
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-CLIP = DATA / "video" / "bunny.mp4"
 STAMP_BITS = 8  # frame numbers 0..255, as blocks of width/16 along the top edge
 LOW_CAP = 8.0  # the browser's send rate also measured for three visitors (each send costs the browser CPU)
 
@@ -163,43 +156,6 @@ def latencies_ms(log: dict) -> list[float]:
     return out
 
 
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def serve(port: int, size: int, seconds: int, visitors: int, device: str, threads: int | None = None,
-          fps_cap: float | None = None) -> subprocess.Popen:
-    """``multistyle demo`` on 127.0.0.1:port, waiting until the page answers."""
-    cmd = [sys.executable, "-m", "multistyle", "demo", "--port", str(port), "--live-size", str(size),
-           "--live-seconds", str(seconds), "--live-visitors", str(max(visitors, 1)), "--device", device]
-    cmd += (["--threads", str(threads)] if threads else []) + (["--live-fps", str(fps_cap)] if fps_cap else [])
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"multistyle demo exited: {proc.stderr.read().decode()[-400:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-            return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("multistyle demo did not answer within 180 s")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _descendants(pid: int) -> list[int]:
     kids: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
@@ -240,13 +196,15 @@ def _wait_for_frames(pages, count: int, timeout_s: float) -> None:
     raise RuntimeError(f"the Live tab showed fewer than {count} frames in {timeout_s:.0f} s")
 
 
-def measure_browser(size: int, visitors: int, seconds: float, device: str, y4m: Path, threads: int,
+def measure_browser(size: int, visitors: int, seconds: float, device: str, y4m: Path, threads: int | None,
                     fps_cap: float) -> dict:
     """``visitors`` browser contexts stream at once for ``seconds`` after warm-up → fps, latency, CPU, RSS."""
     from playwright.sync_api import sync_playwright
 
-    proc = serve(port := _free_port(), size, int(seconds) + 120, visitors, device, threads, fps_cap)
-    errors: list[str] = []
+    flags = ["--live-size", str(size), "--live-seconds", str(int(seconds) + 120), "--live-visitors",
+             str(max(visitors, 1)), "--live-fps", str(fps_cap)] + (["--threads", str(threads)] if threads else [])
+    demo = start_demo(flags, device)
+    proc, port, errors = demo.proc, demo.port, []
     try:
         with sync_playwright() as p:
             browser = launch_browser(p, y4m)
@@ -267,8 +225,7 @@ def measure_browser(size: int, visitors: int, seconds: float, device: str, y4m: 
             errors += [f"error toast: {t}" for pg in pages for t in pg.locator(".toast-body.error").all_inner_texts()]
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop_demo(demo)
     shown = [len(log["shows"]) - mark for log, mark in zip(logs, marks)]
     lat = [latencies_ms({"caps": log["caps"], "shows": log["shows"][mark:]}) for log, mark in zip(logs, marks)]
     frames = max(sum(shown), 1)
@@ -280,100 +237,29 @@ def measure_browser(size: int, visitors: int, seconds: float, device: str, y4m: 
             "rss_mb": [round(r, 1) for r in rss], "errors": errors}
 
 
-def server_stages(size: int, frames: int, device: str, threads: tuple[int, ...]) -> dict[str, float]:
-    """The server's per-frame path at ``size`` without a browser, median ms by stage: Gradio's decode of the
-    browser's JPEG data URL, the network, flicker reduction, and the output encodings (ours: inline JPEG;
-    Gradio's image output: a JPEG / WebP file in its cache)."""
-    import tempfile as tf
-
-    import torch
-    from gradio import image_utils, processing_utils
-
-    from multistyle.apps.live import encode_jpeg_data_url
-    from multistyle.styles import style_weights
-    from multistyle.stylizer import get_stylizer
-    from multistyle.video.frames import FrameSettings, FrameStylizer
-
-    cap = cv2.VideoCapture(str(CLIP))
-    stylizer = get_stylizer(None, device)
-    process = FrameStylizer(stylizer, FrameSettings(style_weights(0, stylizer.names)), size)
-    times: dict[str, list[float]] = {}
-    cache = tf.mkdtemp(prefix="bench-live-")
-
-    def lap(name: str, fn, *args, **kwargs):
-        t = time.perf_counter()
-        value = fn(*args, **kwargs)
-        times.setdefault(name, []).append(1000 * (time.perf_counter() - t))
-        return value
-
-    try:
-        for _ in range(frames):
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            sent = cv2.resize(bgr, (size, size * 3 // 4), interpolation=cv2.INTER_AREA)  # the browser's capture
-            url = "data:image/jpeg;base64," + base64.b64encode(cv2.imencode(".jpg", sent)[1].tobytes()).decode()
-            rgb = lap("decode (Gradio: base64 + PIL)", image_utils.decode_base64_to_image_array, url)
-            bgr_in = np.ascontiguousarray(rgb[:, :, ::-1])
-            for n in threads:
-                torch.set_num_threads(n)
-                small, out = lap(f"network, {n} torch thread{'s' * (n > 1)}", process.infer, bgr_in)
-            torch.set_num_threads(threads[0])
-            _, out = lap("flicker reduction", process.deflicker, small, out)
-            rgb_out = out[:, :, ::-1]
-            lap("encode: inline JPEG data URL (ours)", encode_jpeg_data_url, rgb_out)
-            lap("encode: JPEG file in Gradio's cache", processing_utils.save_img_array_to_cache, rgb_out, cache,
-                format="jpeg")
-            lap("encode: WebP file (gr.Image default)", processing_utils.save_img_array_to_cache, rgb_out, cache,
-                format="webp")
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
-    return {k: statistics.median(v[2:] or v) for k, v in times.items()}
-
-
 @register("live")
 def bench_live(args: argparse.Namespace) -> dict:
     """Frames per second and latency the Live tab delivers to headless Chromium (1 and 3 visitors), the server's
-    RSS while streaming, and the server's per-frame path by stage."""
+    CPU and RSS while streaming."""
+    from multistyle.apps.demo import DemoOptions
+
     device = "cuda" if args.device.startswith("cuda") else "cpu"
-    import torch
-
-    from multistyle.apps.demo_options import DemoOptions
-
-    sizes = effort(args, (480, 640), (480,), (64,))
-    threads = tuple(sorted({torch.get_num_threads(), 1}, reverse=True))
-    stage_rows = []
-    for size in sizes:
-        stages = server_stages(size, effort(args, 40, 20, 3), device, threads)
-        stage_rows += [[size, name, ms] for name, ms in stages.items()]
-    print(table(f"Live tab: the server's per-frame path by stage (median ms, {device}, no browser)",
-                ["long side px", "stage", "ms"], stage_rows))
-    result: dict = {"live_stages": [dict(zip(("size", "stage", "ms"), r)) for r in stage_rows]}
     if getattr(args, "smoke", False) or not os.path.exists(CHROMIUM):
-        print("live (browser): skipped (" + ("--smoke" if getattr(args, "smoke", False) else
-                                              "needs Debian's chromium: apt-get install chromium") + ")\n")
-        return result
-    seconds = effort(args, 30, 8, 0)
-    runs = []
+        print("live: skipped (" + ("--smoke" if getattr(args, "smoke", False) else
+                                   "needs Debian's chromium: apt-get install chromium") + ")\n")
+        return {"live": {"skipped": True}}
+    runs, cap = [], DemoOptions().live_fps
     with tempfile.TemporaryDirectory() as tmp:
         y4m = write_y4m(Path(tmp) / "camera.y4m", frames=120, stamped=True)
-        cap = DemoOptions().live_fps
-        for size in sizes:
-            for visitors in (1, 3):
-                for n in threads:
-                    runs.append(measure_browser(size, visitors, seconds, device, y4m, n, cap))
-            runs.append(measure_browser(size, 3, seconds, device, y4m, 1, LOW_CAP))
-        soak = effort(args, 180, 0, 0)
-        if soak:
-            runs.append(measure_browser(480, 1, soak, device, y4m, 1, cap) | {"soak": True})
-    rows = [[r["size"], r["visitors"], r["threads"], f"{r['fps_cap']:g}",
-             " / ".join(f"{f:.1f}" for f in r["fps_each"]),
+        for size in effort(args, (480, 640), (480,), (64,)):
+            for visitors, fps in ((1, cap), (3, cap), (3, LOW_CAP)):
+                runs.append(measure_browser(size, visitors, effort(args, 30, 8, 0), device, y4m, None, fps))
+    rows = [[r["size"], r["visitors"], f"{r['fps_cap']:g}", " / ".join(f"{f:.1f}" for f in r["fps_each"]),
              " / ".join("-" if v is None else f"{v:.0f}" for v in r["latency_ms_each"]),
              r["server_cpu_ms_per_frame"], r["browser_cpu_ms_per_frame"],
-             f"{r['rss_mb'][0]:.0f} → {r['rss_mb'][-1]:.0f}", len(r["errors"]), r["seconds"]] for r in runs]
+             f"{r['rss_mb'][0]:.0f} → {r['rss_mb'][-1]:.0f}", len(r["errors"])] for r in runs]
     print(table(f"Live tab in headless Chromium, fake 640x480 camera, browser and server on the same "
                 f"{os.cpu_count()}-core machine ({device})",
-                ["long side px", "visitors", "server threads", "--live-fps", "fps each", "latency ms each (median)",
-                 "server CPU ms/frame", "browser CPU ms/frame", "server RSS MB", "errors", "seconds"], rows))
-    result["live"] = runs
-    return result
+                ["long side px", "visitors", "--live-fps", "fps each", "latency ms each (median)",
+                 "server CPU ms/frame", "browser CPU ms/frame", "server RSS MB", "errors"], rows))
+    return {"live": runs}
