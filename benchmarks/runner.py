@@ -41,8 +41,9 @@ def bench_list() -> str:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, epilog=bench_list(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=[*BENCHES, "all", "gpu"], metavar="NAME",
-                        help="a bench (below); all = the headline set; gpu = the lent-GPU checklist")
+    parser.add_argument("which", choices=[*BENCHES, "all", "gpu"], metavar="NAME", nargs="+",
+                        help="benches (below), run in this order; all = the headline set; gpu = the lent-GPU "
+                             "checklist")
     parser.add_argument("--quick", action="store_true", help="fewer sizes and steps")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes and 1-2 steps: only proves every bench runs (the tests use it)")
@@ -64,20 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores ({info['threads']} torch threads), "
           f"GPU: {info['gpu'] or 'none'}, torch {info['torch']}\n")
-    if args.which == "gpu":
+    if "gpu" in args.which:
         return run_gpu(args, info)
-    names = HEADLINE if args.which == "all" else [args.which]
+    names = HEADLINE if "all" in args.which else args.which
     results: dict = {"machine": info}
     started = time.perf_counter()
     for name in names:
         results.update(BENCHES[name](args))
     results["wall_s"] = round(time.perf_counter() - started, 1)
-    target = args.json or (str(Path(args.out_dir) / "bench.json") if args.which == "all" else None)
+    target = args.json or (str(Path(args.out_dir) / "bench.json") if "all" in args.which else None)
     if target:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         Path(target).write_text(json.dumps(results, indent=2, default=str))
         print(f"results written to {target}")
-    if args.which == "all":
+    if "all" in args.which:
         plot_results(results, Path(args.out_dir))
         print(f"all: {results['wall_s'] / 60:.1f} min")
     return 0
