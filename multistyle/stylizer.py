@@ -10,12 +10,14 @@ import time
 from functools import lru_cache
 from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from .color import keep_luminance
+from .engine import EngineChoice, check_engine, choose_engine, compiled_runner, fingerprint, style_affine
 from .errors import ImageError, StyleError
 from .images import ImageLike, limit_size, tensor_to_uint8, to_tensor
 from .modelfile import ModelFile, get_model, resolve_model_path
@@ -26,11 +28,16 @@ from .styles import StyleSpec, style_weights
 MIN_SIDE = 8  # the network's reflection pads need at least this many pixels per side
 
 
+def padded_size(h: int, w: int, multiple: int = 4) -> tuple[int, int]:
+    """(H, W) rounded up to multiples of ``multiple`` and at least 8 px (what :func:`pad_to_multiple` pads to)."""
+    return max(MIN_SIDE, -(-h // multiple) * multiple), max(MIN_SIDE, -(-w // multiple) * multiple)
+
+
 def pad_to_multiple(image: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pad [B, 3, H, W] on the right/bottom to multiples of ``multiple`` (and at least 8 px); returns
     (padded, (H, W)). Reflection where the image is big enough, edge replication otherwise."""
     h, w = image.shape[-2:]
-    th, tw = max(MIN_SIDE, -(-h // multiple) * multiple), max(MIN_SIDE, -(-w // multiple) * multiple)
+    th, tw = padded_size(h, w, multiple)
     ph, pw = th - h, tw - w
     if ph or pw:
         mode = "reflect" if h > ph and w > pw else "replicate"
@@ -75,16 +82,47 @@ def resample_to(out: torch.Tensor, size: tuple[int, int], guide: torch.Tensor | 
 
 
 class Stylizer:
-    """A model on a device, ready to stylize tensors (fp16 + channels_last on CUDA)."""
+    """A model on a device, ready to stylize tensors (fp16 + channels_last on CUDA).
 
-    def __init__(self, model: ModelFile, device: str | torch.device = "auto", half: bool | None = None) -> None:
+    ``engine`` (:data:`multistyle.engine.CHOICES`): what runs the network — ``auto`` (the engine and precision
+    measured fastest here within the quality tolerance, :func:`multistyle.engine.choose_engine`), ``torch``,
+    ``openvino`` or ``onnxruntime``; :attr:`choice` says which and why. Refine and training always use torch."""
+
+    def __init__(self, model: ModelFile, device: str | torch.device = "auto", half: bool | None = None,
+                 engine: str = "auto") -> None:
         self.model = model
         self.device = pick_device(device)
+        check_engine(engine)
         self.half = self.device.type == "cuda" if half is None else half
         self.dtype = torch.float16 if self.half else torch.float32
         net = copy.deepcopy(model.net).to(self.device).eval()  # the cached model stays as it is
         net = net.to(memory_format=torch.channels_last)  # faster on CPU (oneDNN) and on CUDA
         self.net = net.to(self.dtype) if self.half else net
+        self.choice: EngineChoice = choose_engine(engine, "cuda" if self.half else self.device, self.net)
+        self.compiled = self.choice.engine != "torch"  # the network runs as a compiled graph (engine layer)
+        self.key = fingerprint(self.net) if self.compiled else ""
+
+    def runner(self, kind: str, shape: tuple[int, ...]):
+        """The compiled graph ``kind`` ("image" or "frame") of this network at ``shape`` on :attr:`choice`'s engine
+        (:func:`multistyle.engine.compiled_runner`); the style goes in as :meth:`affine`."""
+        return compiled_runner(self.net, kind, shape, self.choice, self.key)
+
+    def affine(self, weights: torch.Tensor) -> np.ndarray:
+        """The compiled graphs' style input for style weights [B, S] (:func:`multistyle.engine.style_affine`)."""
+        return style_affine(self.net, weights)
+
+    def uint8(self, image: np.ndarray, affine: np.ndarray, strength: float = 1.0, bgr: bool = False) -> np.ndarray:
+        """HxWx3 uint8 (RGB, or BGR with ``bgr``) → stylized uint8 of the same size and order, in one compiled
+        graph (conversions and the strength blend inside; ``affine`` from :meth:`affine`). Needs :attr:`compiled`.
+        Padded like :func:`pad_to_multiple` when H or W is not a multiple of the net's ``multiple``."""
+        h, w = image.shape[:2]
+        th, tw = padded_size(h, w, getattr(self.net, "multiple", 4))
+        if (th, tw) != (h, w):
+            border = cv2.BORDER_REFLECT_101 if h > th - h and w > tw - w else cv2.BORDER_REPLICATE
+            image = cv2.copyMakeBorder(image, 0, th - h, 0, tw - w, border)
+        run = self.runner("frame" if bgr else "rgb8", image.shape)
+        out = run(image, affine[:1], np.array([strength], np.float32))
+        return out[:h, :w] if (th, tw) != (h, w) else out
 
     @property
     def names(self) -> list[str]:
@@ -103,8 +141,13 @@ class Stylizer:
             size = (max(1, round(h * scale)), max(1, round(w * scale)))
             small = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
         padded, (sh, sw) = pad_to_multiple(small.to(self.dtype), getattr(self.net, "multiple", 4))
-        padded = padded.contiguous(memory_format=torch.channels_last)
-        out = (net or self.net)(padded, weights.to(self.device))[..., :sh, :sw].float()
+        if self.compiled and net is None:
+            weights = weights.expand(padded.shape[0], -1)
+            run = self.runner("image", tuple(padded.shape))
+            out = torch.from_numpy(run(padded.float().contiguous().numpy(), self.affine(weights)))[..., :sh, :sw]
+        else:
+            padded = padded.contiguous(memory_format=torch.channels_last)
+            out = (net or self.net)(padded, weights.to(self.device))[..., :sh, :sw].float()
         return resample_to(out, (h, w), x, upsample) if scale != 1.0 else out
 
     @staticmethod
@@ -141,18 +184,20 @@ class Stylizer:
 
 
 @lru_cache(maxsize=8)
-def _stylizer(path: str, mtime: float, device: str) -> Stylizer:
-    return Stylizer(get_model(path), device)
+def _stylizer(path: str, mtime: float, device: str, engine: str) -> Stylizer:
+    return Stylizer(get_model(path), device, engine=engine)
 
 
-def get_stylizer(model: str | os.PathLike | None = None, device: str | torch.device = "auto") -> Stylizer:
-    """A cached :class:`Stylizer` for a model file (default model when None) on a device."""
+def get_stylizer(model: str | os.PathLike | None = None, device: str | torch.device = "auto",
+                 engine: str = "auto") -> Stylizer:
+    """A cached :class:`Stylizer` for a model file (default model when None) on a device and engine."""
+    check_engine(engine)
     path = resolve_model_path(model)
     mtime = path.stat().st_mtime if path.exists() else 0.0
-    return _stylizer(str(path), mtime, str(pick_device(device)))
+    return _stylizer(str(path), mtime, str(pick_device(device)), engine)
 
 
-_ZERO_SHOT: dict[int, Stylizer] = {}
+_ZERO_SHOT: dict[tuple[int, str], Stylizer] = {}
 
 
 def zero_shot_stylizer(stylizer: Stylizer, painting: ImageLike) -> Stylizer:
@@ -161,11 +206,12 @@ def zero_shot_stylizer(stylizer: Stylizer, painting: ImageLike) -> Stylizer:
     from .zero_shot import zero_shot_model
 
     model = zero_shot_model(stylizer.model, painting, device=stylizer.device)
-    if id(model) not in _ZERO_SHOT:
+    key = (id(model), stylizer.choice.engine)
+    if key not in _ZERO_SHOT:
         while len(_ZERO_SHOT) >= 4:
             _ZERO_SHOT.pop(next(iter(_ZERO_SHOT)))
-        _ZERO_SHOT[id(model)] = Stylizer(model, stylizer.device, stylizer.half)
-    return _ZERO_SHOT[id(model)]
+        _ZERO_SHOT[key] = Stylizer(model, stylizer.device, stylizer.half, stylizer.choice.engine)
+    return _ZERO_SHOT[key]
 
 
 def head_start(stylizer: Stylizer, photo: torch.Tensor, paintings: Sequence[torch.Tensor],
@@ -188,6 +234,16 @@ def check_strength(strength: float) -> float:
     return float(strength)
 
 
+def _rgb8(image: object) -> np.ndarray | None:
+    """An 8-bit RGB PIL image or HxWx3 uint8 array as a contiguous array (the compiled uint8 graph's input), else
+    None (other inputs take the float path)."""
+    if isinstance(image, Image.Image) and image.mode == "RGB":
+        return np.asarray(image)
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        return np.ascontiguousarray(image)
+    return None
+
+
 def _as_output(result: torch.Tensor, like: object):
     if isinstance(like, torch.Tensor):
         return result if like.dim() == 4 else result[0]
@@ -200,7 +256,7 @@ def stylize(image: ImageLike | Sequence[ImageLike], style: StyleSpec = 0, streng
             preserve_color: bool = False, max_size: int | None = None, device: str | torch.device = "auto",
             model: str | os.PathLike | None = None, scale: float = 1.0, refine: int = 0,
             upsample: str = DEFAULT_UPSAMPLE, seconds: float | None = None, best: bool = False,
-            painting: ImageLike | None = None):
+            painting: ImageLike | None = None, engine: str = "auto"):
     """Stylize one image or a list of images with a shipped (or given) multi-style model.
 
     ``image``: a path, PIL image, HxWx3 uint8 array, or float tensor [3|B, 3, H, W] in [0, 1]. ``style``: a
@@ -212,11 +268,12 @@ def stylize(image: ImageLike | Sequence[ImageLike], style: StyleSpec = 0, streng
     as the budget allows). ``seconds``: a wall-clock budget for the whole call (the refine stops when it is spent,
     keeping the best iterate). ``painting`` (taken like ``image``): any painting at once, without training: the
     warm-start style mix for it (:mod:`multistyle.zero_shot`) replaces ``style``; the model file is unchanged.
-    Returns the same kind as given (a path gives a PIL image); a list gives a list.
+    ``engine``: what runs the network, ``auto`` (measured once per machine), ``torch``, ``openvino`` or
+    ``onnxruntime`` (:class:`Stylizer`). Returns the same kind as given (a path gives a PIL image); a list gives a list.
     """
     if isinstance(image, (list, tuple)):
         return [stylize(i, style, strength, preserve_color, max_size, device, model, scale, refine, upsample, seconds,
-                        best, painting) for i in image]
+                        best, painting, engine) for i in image]
     strength = check_strength(strength)
     scale = check_scale(scale)
     if max_size is not None and not (isinstance(max_size, int) and max_size >= 8):
@@ -228,11 +285,15 @@ def stylize(image: ImageLike | Sequence[ImageLike], style: StyleSpec = 0, streng
     seconds = check_seconds(seconds)
     if best and not refine:
         refine = MAX_REFINE if seconds else BEST_STEPS
-    stylizer = get_stylizer(model, device)
+    stylizer = get_stylizer(model, device, engine)
     if painting is not None:
         stylizer = zero_shot_stylizer(stylizer, painting)
         style = len(stylizer.names) - 1
     weights = style_weights(style, stylizer.names)
+    rgb = _rgb8(image) if stylizer.compiled and not (preserve_color or refine or scale != 1.0) else None
+    if rgb is not None and (max_size is None or max(rgb.shape[:2]) <= max_size):
+        out8 = stylizer.uint8(rgb, stylizer.affine(weights), strength)
+        return out8 if isinstance(image, np.ndarray) else Image.fromarray(out8, "RGB")
     x = limit_size(to_tensor(image), max_size)
     out = stylizer(x, weights.expand(x.shape[0], -1), strength, preserve_color, scale, upsample, refine,
                    seconds=seconds)

@@ -106,7 +106,7 @@ def test_onnx_export_matches_torch(tmp_path):
     result = run_cli("export-onnx", "-o", str(out))
     assert result.returncode == 0, result.stderr.decode()
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    stylizer = get_stylizer(device="cpu")
+    stylizer = get_stylizer(device="cpu", engine="torch")
     for h, w in ((64, 96), (100, 72)):
         x = torch.rand(2, 3, h, w)
         weights = torch.zeros(2, len(stylizer.names))

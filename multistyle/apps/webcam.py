@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,8 @@ class WebcamOptions:
     model: str | None = None
     device: str = "auto"
     virtual_camera: bool = False
+    engine: str = "auto"  # what runs the network (multistyle.engine.CHOICES)
+    verbose: bool = False  # print the engine, precision and reason
 
 
 class WebcamSink:
@@ -202,7 +205,9 @@ def run_webcam(options: WebcamOptions) -> RunStats:
         raise MultistyleError("--headless needs --output FILE.mp4 (or --virtual-camera)")
     scale = check_scale(options.scale)
     set_threads(None)  # $MULTISTYLE_THREADS if set; else torch's one per core (fastest measured at 640 px)
-    stylizer = get_stylizer(options.model, options.device)
+    stylizer = get_stylizer(options.model, options.device, options.engine)
+    if options.verbose:
+        print(f"engine: {stylizer.choice.name} ({stylizer.choice.reason})", file=sys.stderr)
     controls = Controls.for_style(stylizer.names, options.style, flicker=options.flicker, scale=scale)
     process = FrameStylizer(stylizer, controls, options.size, compile=options.compile)
     source = parse_source(options.source)

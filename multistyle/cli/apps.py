@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .common import fail, model_options, positive_int, style_option
+from .common import add_engine_argument, fail, model_options, positive_int, style_option
 
 DEMO_DESCRIPTION = """Gradio demo page: a Live tab (your webcam, stylized continuously), Stylize (upload a photo or
 pick a bundled one; the result follows the controls), Best quality (Gatys) and Add your style. Runs on
@@ -98,6 +98,7 @@ def webcam_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "Windows/macOS, v4l2loopback on Linux) so Zoom, Meet or OBS can pick the filter; needs "
                         "pip install \"multistyle[virtualcam]\"")
     model_options(p)
+    add_engine_argument(p)
     p.set_defaults(run=run_webcam)
     return p
 
@@ -112,7 +113,7 @@ def run_webcam(args: argparse.Namespace) -> int:
                             display_size=args.display_size, flicker=not args.no_flicker_reduction,
                             headless=args.headless, output=args.output, max_frames=args.max_frames, scale=args.scale,
                             compile=args.compile, save_dir=args.save_dir, model=args.model, device=args.device,
-                            virtual_camera=args.virtual_camera)
+                            virtual_camera=args.virtual_camera, engine=args.engine, verbose=args.verbose)
     stats = run(options)
     print(f"{stats.frames_out} frames in {stats.seconds:.1f}s ({stats.fps:.1f} fps, {stats.dropped} dropped)"
           + (f" -> {args.output}" if args.output else ""))

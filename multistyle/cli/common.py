@@ -105,3 +105,31 @@ def style_option(p: argparse.ArgumentParser, default: str = "0") -> None:
     """``-s/--style``: a name, an index or a mix, the same on every command that picks a style."""
     p.add_argument("-s", "--style", default=default,
                    help="style name or index, or a mix like starry_night=0.7,great_wave=0.3 (default: style 0)")
+
+
+def engine_name(text: str) -> str:
+    """argparse type of ``--engine``: one of :data:`multistyle.engine.CHOICES`, installed here (one-line error)."""
+    from ..engine import check_engine
+
+    try:
+        return check_engine(text)
+    except MultistyleError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_engine_argument(p: argparse.ArgumentParser, verbose: bool = True) -> None:
+    """``--engine {auto,torch,openvino,onnxruntime}`` (and, with ``verbose``, ``-v/--verbose`` to print the engine,
+    precision and reason), the same on every command that runs the fast network (:mod:`multistyle.engine`)."""
+    p.add_argument("--engine", type=engine_name, default="auto", metavar="{auto,torch,openvino,onnxruntime}",
+                   help="what runs the network: auto (default: the engine and precision measured fastest on this "
+                        "machine without changing the picture, measured once and cached), torch, openvino or "
+                        "onnxruntime")
+    if verbose:
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="say which engine and precision run the network, and why")
+
+
+def say_engine(args: argparse.Namespace, stylizer) -> None:
+    """With ``-v``: one line on stderr with the stylizer's engine, precision and the reason for them."""
+    if getattr(args, "verbose", False):
+        sys.stderr.write(f"engine: {stylizer.choice.name} ({stylizer.choice.reason})\n")

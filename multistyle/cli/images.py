@@ -11,11 +11,13 @@ from pathlib import Path
 
 from ..errors import ImageError
 from .common import (
+    add_engine_argument,
     fail,
     model_options,
     nonneg_float,
     positive_float,
     positive_int,
+    say_engine,
     style_option,
     tqdm_progress,
 )
@@ -50,6 +52,7 @@ def add_image_commands(sub) -> None:
                         "statistics (replaces -s; the model file is not changed)")
     p.add_argument("--json", action="store_true", help="print one JSON object per output")
     model_options(p)
+    add_engine_argument(p)
     p.set_defaults(run=run_stylize)
 
     p = sub.add_parser("styles", help="list the styles of a model")
@@ -70,7 +73,6 @@ def add_image_commands(sub) -> None:
     p.add_argument("--opset", type=positive_int, default=17)
     model_options(p)
     p.set_defaults(run=run_export_onnx)
-
 
 
 def add_scale_option(p) -> None:
@@ -114,34 +116,81 @@ def _read_input(item: str):
         raise ImageError(f"stdin is not an image this tool can read ({exc.__class__.__name__})") from None
 
 
-def run_stylize(args: argparse.Namespace) -> int:
-    from ..images import SAVE_FORMATS, limit_size, pil_to_tensor, save_image
-    from ..refine import BEST_STEPS, MAX_REFINE, check_refine, style_paintings
-    from ..styles import parse_style_arg, style_weights
-    from ..stylizer import check_scale, check_strength, get_stylizer, zero_shot_stylizer
+def _output_problem(items: list[str], args: argparse.Namespace) -> str | None:
+    """Why ``-o`` cannot take ``items`` (a one-line message), or None when it can."""
+    from ..images import SAVE_FORMATS
 
-    strength = check_strength(args.strength)
-    scale = check_scale(args.scale)
-    refine = check_refine(args.refine)
-    if args.best and not refine:
-        refine = MAX_REFINE if args.seconds else BEST_STEPS
-    items = _expand_inputs(args.inputs)
     out = Path(args.output)
-    single_file = len(items) == 1 and args.output != "-" and out.suffix.lower() in SAVE_FORMATS
     if args.output == "-" and len(items) != 1:
-        return fail("-o - (stdout) takes exactly one input")
-    if not single_file and args.output != "-" and out.suffix.lower() in SAVE_FORMATS:
-        return fail(f"{len(items)} inputs need an output folder, not the file name {out}")
-    if len(items) == 1 and args.output != "-" and not single_file and out.suffix:
-        return fail(f"{out}: unknown image extension; use one of {', '.join(sorted(SAVE_FORMATS))}")
-    stylizer = get_stylizer(args.model, args.device)
+        return "-o - (stdout) takes exactly one input"
+    if not _single_file(items, args) and args.output != "-" and out.suffix.lower() in SAVE_FORMATS:
+        return f"{len(items)} inputs need an output folder, not the file name {out}"
+    if len(items) == 1 and args.output != "-" and not _single_file(items, args) and out.suffix:
+        return f"{out}: unknown image extension; use one of {', '.join(sorted(SAVE_FORMATS))}"
+    return None
+
+
+def _single_file(items: list[str], args: argparse.Namespace) -> bool:
+    from ..images import SAVE_FORMATS
+
+    return len(items) == 1 and args.output != "-" and Path(args.output).suffix.lower() in SAVE_FORMATS
+
+
+def _stylizer_and_weights(args: argparse.Namespace, refine: int):
+    """The stylizer (a zero-shot one for ``--painting``), the style spec and weights; fails before any work on a
+    bad painting or a model file that cannot refine."""
+    from ..refine import style_paintings
+    from ..styles import parse_style_arg, style_weights
+    from ..stylizer import get_stylizer, zero_shot_stylizer
+
+    stylizer = get_stylizer(args.model, args.device, args.engine)
     spec = parse_style_arg(args.style)
-    if args.painting:  # a bad file fails here, before any work
+    if args.painting:
         stylizer = zero_shot_stylizer(stylizer, args.painting)
         spec = len(stylizer.names) - 1
     weights = style_weights(spec, stylizer.names)
-    if refine:  # fail before any work when the model file cannot refine
+    if refine:
         style_paintings(stylizer.model, [i for i, w in enumerate(weights[0].tolist()) if w > 0])
+    return stylizer, spec, weights
+
+
+def _write_result(result, item: str, args: argparse.Namespace, single_file: bool, label: str) -> str:
+    """Write one stylized image (PNG on stdout for ``-o -``) and return where it went."""
+    from ..images import SAVE_FORMATS, save_image, tensor_to_uint8
+
+    if args.output == "-":
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray(tensor_to_uint8(result)).save(buffer, format="PNG")
+        sys.stdout.buffer.write(buffer.getvalue())
+        sys.stdout.buffer.flush()
+        return "-"
+    out = Path(args.output)
+    if not single_file:
+        stem = "stdin" if item == "-" else Path(item).stem
+        suffix = Path(item).suffix.lower() if Path(item).suffix.lower() in SAVE_FORMATS else ".png"
+        out = out / f"{stem}_{_safe(label)}{suffix}"
+    save_image(result, out)
+    return str(out)
+
+
+def run_stylize(args: argparse.Namespace) -> int:
+    """Stylize every input into ``-o``: check the settings and outputs, load the stylizer, then per image read,
+    stylize (with a refine progress bar), write and report."""
+    from ..images import limit_size, pil_to_tensor
+    from ..refine import BEST_STEPS, MAX_REFINE, check_refine
+    from ..stylizer import check_scale, check_strength
+
+    strength, scale, refine = check_strength(args.strength), check_scale(args.scale), check_refine(args.refine)
+    if args.best and not refine:
+        refine = MAX_REFINE if args.seconds else BEST_STEPS
+    items = _expand_inputs(args.inputs)
+    problem = _output_problem(items, args)
+    if problem:
+        return fail(problem)
+    stylizer, spec, weights = _stylizer_and_weights(args, refine)
+    say_engine(args, stylizer)
     label = "painting" if args.painting else args.style if isinstance(spec, str) else "mix"
     for item in items:
         start = time.perf_counter()
@@ -153,30 +202,13 @@ def run_stylize(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        if args.output == "-":
-            from PIL import Image
-
-            from ..images import tensor_to_uint8
-
-            buffer = io.BytesIO()
-            Image.fromarray(tensor_to_uint8(result)).save(buffer, format="PNG")
-            sys.stdout.buffer.write(buffer.getvalue())
-            sys.stdout.buffer.flush()
-            target = "-"
-        else:
-            if single_file:
-                target_path = out
-            else:
-                stem = "stdin" if item == "-" else Path(item).stem
-                suffix = Path(item).suffix.lower() if Path(item).suffix.lower() in SAVE_FORMATS else ".png"
-                target_path = out / f"{stem}_{_safe(label)}{suffix}"
-            save_image(result, target_path)
-            target = str(target_path)
+        target = _write_result(result, item, args, _single_file(items, args), label)
         seconds = time.perf_counter() - start
         h, w = result.shape[-2:]
         if args.json:
             print(json.dumps({"input": item, "output": target, "style": spec, "width": w, "height": h,
-                              "seconds": round(seconds, 4), "device": str(stylizer.device)}))
+                              "seconds": round(seconds, 4), "device": str(stylizer.device),
+                              "engine": stylizer.choice.name}))
         elif args.output != "-":
             print(f"{item} -> {target} ({w}x{h}, {seconds * 1000:.0f} ms, {stylizer.device})")
     return 0

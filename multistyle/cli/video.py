@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from .common import fail, model_options, nonneg_float, positive_int, style_option
+from .common import add_engine_argument, fail, model_options, nonneg_float, positive_int, say_engine, style_option
 
 
 def add_video(sub) -> None:
@@ -31,6 +31,7 @@ def add_video(sub) -> None:
                    help="CPU threads for torch (default: $MULTISTYLE_THREADS, else one per core: the fastest "
                         "measured for the video pipeline; README, Performance)")
     model_options(p)
+    add_engine_argument(p)
     p.set_defaults(run=run_video)
 
 
@@ -66,7 +67,8 @@ def run_video(args: argparse.Namespace) -> int:
         return fail(f"{out}: the output must be an .mp4 file")
     if same_file(source, out):
         return fail(f"{out} is the input video; refusing to overwrite it (pick another -o)")
-    stylizer = get_stylizer(args.model, args.device)
+    stylizer = get_stylizer(args.model, args.device, args.engine)
+    say_engine(args, stylizer)
     weights = style_weights(parse_style_arg(args.style), stylizer.names)
     settings = FrameSettings(weights, strength=strength, preserve_color=args.preserve_color,
                              flicker=not args.no_flicker_reduction, scale=scale)

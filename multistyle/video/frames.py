@@ -47,8 +47,9 @@ class FrameSettings:
 class FrameStylizer:
     """BGR uint8 frame → stylized BGR uint8 frame at processing size, with optional flicker reduction.
 
-    The frame goes to the device as uint8 and comes back as uint8 BGR (converted on the device: a quarter of the
-    float traffic); the style weights stay on the device until the mix changes, so the network's γ/β cache holds.
+    On a compiled engine (:attr:`Stylizer.compiled`) the frame goes through one graph, uint8 BGR in and out, with the
+    conversions and the strength blend inside it. Otherwise the frame goes to the device as uint8 and comes back as
+    uint8 BGR (converted on the device: a quarter of the float traffic); the style weights stay on the device until the mix changes, so the network's γ/β cache holds.
     :meth:`infer` and :meth:`deflicker` are separate stages (:meth:`stages`), run in separate threads.
     ``compile``: run the network through ``torch.compile`` (CUDA graphs on CUDA) for the fixed frame size.
     """
@@ -63,6 +64,7 @@ class FrameStylizer:
         self.device = stylizer.device
         self._cuda = self.device.type == "cuda"
         self._weights: tuple[tuple[float, ...], torch.Tensor] | None = None
+        self._affine: tuple[tuple[float, ...], np.ndarray] | None = None
         self.net = None
         if self._cuda:
             torch.backends.cudnn.benchmark = True  # fixed frame size: let cuDNN pick the fastest kernels
@@ -77,6 +79,21 @@ class FrameStylizer:
             with torch.inference_mode(False), torch.no_grad():
                 self._weights = (key, w.to(self.device, copy=True))  # a plain tensor: the cache can key on it
         return self._weights[1]
+
+    def affine(self) -> np.ndarray:
+        """The settings' style as the compiled graph's input; computed again only when the mix changes."""
+        w = self.settings.weights
+        key = tuple(w.reshape(-1).tolist())
+        if self._affine is None or self._affine[0] != key:
+            self._affine = (key, self.stylizer.affine(w))
+        return self._affine[1]
+
+    def _in_graph(self, small: np.ndarray) -> bool:
+        """Whether the whole frame runs as one compiled graph: a compiled engine, stroke scale 1, no colour
+        preservation and a frame the net takes without padding."""
+        c, multiple = self.settings, getattr(self.stylizer.net, "multiple", 4)
+        return (self.stylizer.compiled and self.net is None and c.scale == 1.0 and not c.preserve_color
+                and small.shape[0] % multiple == 0 and small.shape[1] % multiple == 0 and min(small.shape[:2]) >= 8)
 
     def _lap(self, stage: str, start: float) -> float:
         if self.timer is None:
@@ -93,6 +110,10 @@ class FrameStylizer:
         c = self.settings
         t = time.perf_counter()
         small = resize_for_processing(frame, self.size)
+        if self._in_graph(small):
+            out = self.stylizer.uint8(small, self.affine(), c.strength, bgr=True)
+            self._lap("model", t)
+            return small, out
         host = torch.from_numpy(np.ascontiguousarray(small))
         if self._cuda:
             host = host.pin_memory()

@@ -1,0 +1,167 @@
+"""Which engine and precision run the network on this machine: ``--engine torch|openvino|onnxruntime`` as asked,
+or ``auto``: every installed candidate timed once on a real photo at 640×480 against torch fp32, the fastest whose
+picture stays within :data:`MAX_MEAN_DIFF` of it, kept in ``cache_dir()/engine.json`` with its reason (``-v``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..paths import atomic_write, cache_dir
+from ..precision import bf16_autocast_native, machine_key
+from .graph import style_affine
+from .runners import ENGINES, EngineError, RunnerSpec, build_runner, engine_module, engine_version, installed
+
+CHOICES = ("auto", *ENGINES)
+MAX_MEAN_DIFF = 0.005  # mean |engine - torch fp32| on 0..1 a candidate may differ by (bf16 measures ~0.0023)
+PROBE_SHAPE = (1, 3, 480, 640)  # the webcam's and a phone photo's size
+PROBE_PHOTO = Path(__file__).resolve().parent.parent / "assets" / "content" / "kodak_parrots.jpg"
+PROBE_ROUNDS = 5  # timed calls per candidate, after two untimed; the fastest counts
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine and precision a network runs with, and why (printed with ``-v``)."""
+
+    engine: str
+    precision: str
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.engine} {self.precision}"
+
+
+def check_engine(requested: str) -> str:
+    """``requested`` if it is one of :data:`CHOICES` and, when an optional engine is named, installed; else
+    :class:`EngineError` (one line: the CLI exits 2)."""
+    if requested not in CHOICES:
+        raise EngineError(f"engine must be one of {', '.join(CHOICES)}, not {requested!r}")
+    if requested not in ("auto", "torch"):
+        engine_module(requested)
+    return requested
+
+
+def choose_engine(requested: str = "auto", device: torch.device | str = "cpu",
+                  net: torch.nn.Module | None = None) -> EngineChoice:
+    """The engine for ``net`` on ``device``: as ``requested``, or for ``auto`` the measured choice (CPU only; CUDA
+    and other devices run torch). A named optional engine takes bf16 where the CPU computes it natively."""
+    check_engine(requested)
+    device = torch.device(device)
+    if requested == "torch":
+        return EngineChoice("torch", "fp32", "torch eager, as asked (--engine torch)")
+    if device.type != "cpu":
+        if requested != "auto":
+            raise EngineError(f"--engine {requested} runs on the CPU; the network is on {device} (use --device cpu)")
+        return EngineChoice("torch", "fp32", f"the network runs on {device}: torch")
+    if requested != "auto":
+        native = bf16_autocast_native("cpu")
+        precision = "bf16" if requested == "openvino" and native.bf16 else "fp32"
+        return EngineChoice(requested, precision, f"{requested} as asked (--engine {requested}); {precision}: "
+                            f"{native.reason}")
+    if net is None:
+        raise ValueError("choose_engine('auto') needs the network to measure")
+    return measured_choice(net)
+
+
+def candidates() -> list[tuple[str, str]]:
+    """(engine, precision) pairs to time here: torch fp32, each installed optional engine in fp32, and OpenVINO
+    bf16 only where the CPU computes bf16 natively (:func:`multistyle.precision.bf16_autocast_native`)."""
+    pairs = [("torch", "fp32")]
+    if installed("onnxruntime"):
+        pairs.append(("onnxruntime", "fp32"))
+    if installed("openvino"):
+        pairs.append(("openvino", "fp32"))
+        if bf16_autocast_native("cpu").bf16:
+            pairs.append(("openvino", "bf16"))
+    return pairs
+
+
+def _probe_photo() -> np.ndarray:
+    """A packaged photo at :data:`PROBE_SHAPE`, float32 NCHW in 0..1."""
+    import cv2
+
+    rgb = cv2.cvtColor(cv2.imread(str(PROBE_PHOTO)), cv2.COLOR_BGR2RGB)
+    h, w = PROBE_SHAPE[2:]
+    rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / 255
+
+
+def measure(net: torch.nn.Module, pairs: list[tuple[str, str]]) -> dict:
+    """Milliseconds (best of :data:`PROBE_ROUNDS`) and mean difference from torch fp32 of each
+    (engine, precision) on the probe photo with style 0; a pair that fails to compile is left out."""
+    photo = _probe_photo()
+    weights = torch.zeros(1, net.norms()[-1].gamma.shape[0])
+    weights[0, 0] = 1
+    affine = style_affine(net, weights)
+    threads = torch.get_num_threads()
+    runners = {}
+    for engine, precision in pairs:
+        try:
+            runners[f"{engine} {precision}"] = build_runner(net, RunnerSpec(engine, precision, "image", PROBE_SHAPE,
+                                                                          threads))
+        except EngineError:
+            continue
+    outputs, times = {}, {}
+    for name, run in runners.items():  # one block each: engines' idle thread pools spin for a while after a call
+        time.sleep(0.2)
+        outputs[name] = run(photo, affine)
+        run(photo, affine)  # untimed: first-call set-up
+        times[name] = []
+        for _ in range(PROBE_ROUNDS):
+            start = time.perf_counter()
+            run(photo, affine)
+            times[name].append(1000 * (time.perf_counter() - start))
+    reference = outputs["torch fp32"]
+    return {"ms": {n: round(min(t), 2) for n, t in times.items()},
+            "mean_diff": {n: round(float(np.abs(o - reference).mean()), 5) for n, o in outputs.items()},
+            "measured": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def pick(record: dict) -> tuple[str, str]:
+    """The fastest measured (engine, precision) within :data:`MAX_MEAN_DIFF` of torch fp32."""
+    ok = [n for n in record["ms"] if record["mean_diff"][n] <= MAX_MEAN_DIFF]
+    engine, precision = min(ok, key=lambda n: record["ms"][n]).split()
+    return engine, precision
+
+
+def explain(record: dict, chosen: tuple[str, str]) -> str:
+    """One line: every candidate's time and difference, and which was chosen."""
+    h, w = PROBE_SHAPE[2:]
+    parts = [f"{n} {ms:.1f} ms (diff {record['mean_diff'][n]:.4f})"
+             for n, ms in sorted(record["ms"].items(), key=lambda kv: kv[1])]
+    return (f"measured {record['measured']} at {w}x{h}: " + ", ".join(parts)
+            + f"; {' '.join(chosen)} is the fastest within {MAX_MEAN_DIFF} of torch fp32")
+
+
+def _arch(net: torch.nn.Module) -> str:
+    params = getattr(net, "arch_params", dict)()
+    return f"{type(net).__name__} {json.dumps(params, sort_keys=True)}"
+
+
+def measured_choice(net: torch.nn.Module) -> EngineChoice:
+    """The ``auto`` choice for ``net``'s architecture on this machine: from ``cache_dir()/engine.json`` (keyed by
+    :func:`multistyle.precision.machine_key`: CPU, ISA caps, torch, threads; plus the installed engines'
+    versions), else measured now (a few seconds, once) and written there."""
+    pairs = candidates()
+    versions = ", ".join(engine_version(e) for e in ENGINES[1:] if installed(e))
+    path, key = cache_dir() / "engine.json", machine_key(f"engine {_arch(net)} [{versions or 'torch only'}]")
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    record = cache.get(key)
+    if not (isinstance(record, dict) and set(record.get("ms", {})) <= {f"{e} {p}" for e, p in pairs}
+            and "torch fp32" in record.get("ms", {})):
+        record = cache[key] = measure(net, pairs)
+        try:
+            atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(cache, indent=1)))
+        except OSError:
+            pass  # a read-only cache: measure again next time
+    chosen = pick(record)
+    return EngineChoice(*chosen, explain(record, chosen))
