@@ -141,6 +141,7 @@ class WebcamOptions:
     virtual_camera: bool = False
     engine: str = "auto"  # what runs the network (multistyle.engine.CHOICES)
     verbose: bool = False  # print the engine, precision and reason
+    realtime: bool = False  # a file source read at its frame rate, stale frames dropped (as a camera)
 
 
 class WebcamSink:
@@ -223,6 +224,7 @@ def run_webcam(options: WebcamOptions) -> RunStats:
             sink.output.fps = source_fps(cap) if isinstance(source, str) else 25.0
 
     try:
-        return run_pipeline(source, process.stages(), sink, options.max_frames, on_open=on_open)
+        return run_pipeline(source, process.stages(), sink, options.max_frames, on_open=on_open,
+                            realtime=options.realtime)
     finally:
         sink.close()

@@ -97,6 +97,9 @@ def webcam_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="also send the stylized frames to the system's virtual camera (OBS Virtual Camera on "
                         "Windows/macOS, v4l2loopback on Linux) so Zoom, Meet or OBS can pick the filter; needs "
                         "pip install \"multistyle[virtualcam]\"")
+    p.add_argument("--realtime", action="store_true",
+                   help="read a video file at its own frame rate, dropping frames the filter cannot keep up with, "
+                        "as from a camera (default for files: every frame, as fast as possible)")
     model_options(p)
     add_engine_argument(p)
     p.set_defaults(run=run_webcam)
@@ -113,9 +116,11 @@ def run_webcam(args: argparse.Namespace) -> int:
                             display_size=args.display_size, flicker=not args.no_flicker_reduction,
                             headless=args.headless, output=args.output, max_frames=args.max_frames, scale=args.scale,
                             compile=args.compile, save_dir=args.save_dir, model=args.model, device=args.device,
-                            virtual_camera=args.virtual_camera, engine=args.engine, verbose=args.verbose)
+                            virtual_camera=args.virtual_camera, engine=args.engine, verbose=args.verbose,
+                            realtime=args.realtime)
     stats = run(options)
-    print(f"{stats.frames_out} frames in {stats.seconds:.1f}s ({stats.fps:.1f} fps, {stats.dropped} dropped)"
+    print(f"{stats.frames_out} frames in {stats.seconds:.1f}s ({stats.fps:.1f} fps, {stats.dropped} dropped, "
+          f"latency {stats.latency_ms:.0f} ms)"
           + (f" -> {args.output}" if args.output else ""))
     return 0
 

