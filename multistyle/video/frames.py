@@ -49,7 +49,8 @@ class FrameStylizer:
 
     On a compiled engine (:attr:`Stylizer.compiled`) the frame goes through one graph, uint8 BGR in and out, with the
     conversions and the strength blend inside it. Otherwise the frame goes to the device as uint8 and comes back as
-    uint8 BGR (converted on the device: a quarter of the float traffic); the style weights stay on the device until the mix changes, so the network's γ/β cache holds.
+    uint8 BGR (converted on the device: a quarter of the float traffic); the style weights stay on the device until
+    the mix changes, so the network's γ/β cache holds.
     :meth:`infer` and :meth:`deflicker` are separate stages (:meth:`stages`), run in separate threads.
     ``compile``: run the network through ``torch.compile`` (CUDA graphs on CUDA) for the fixed frame size.
     """

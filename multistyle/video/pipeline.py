@@ -201,10 +201,10 @@ def run_pipeline(source: int | str, stages: Sequence[Stage], sink: Sink, max_fra
     result, the first a BGR frame, and the last returns the tuple the sink is called with).
 
     ``sink`` returns False to stop. Each item carries its capture time, so the stats hold every frame's
-    capture-to-output latency (:attr:`RunStats.latency_ms`). ``on_open(capture)`` runs once the source is open (e.g. to read its frame rate,
-    :func:`~multistyle.video.sources.source_fps`); ``timer`` gets the capture and sink times per frame. An error in
-    a stage stops the pipeline and is raised here. ``realtime``: a file is read at its own frame rate and stale
-    frames are dropped, as from a camera (latency then means what it means live).
+    capture-to-output latency (:attr:`RunStats.latency_ms`). ``on_open(capture)`` runs once the source is open
+    (e.g. to read its frame rate, :func:`~multistyle.video.sources.source_fps`); ``timer`` gets the capture and
+    sink times per frame. An error in a stage stops the pipeline and is raised here. ``realtime``: a file is read
+    at its own frame rate and stale frames are dropped, as from a camera (latency then means what it means live).
     """
     run = _Pipeline(source, stages, max_frames, reconnect_tries, log, timer, realtime)
     if on_open is not None:

@@ -30,3 +30,15 @@ def test_a_failing_stage_stops_the_pipeline_and_raises():
 def test_the_rate_counts_from_the_first_frame_out():
     assert RunStats(frames_out=11, seconds=9.0, first_out=4.0, last_out=6.0).fps == pytest.approx(5.0)
     assert RunStats(frames_out=1, seconds=2.0, first_out=2.0, last_out=2.0).fps == pytest.approx(0.5)
+
+
+def test_realtime_reads_a_file_at_its_frame_rate_and_reports_latency():
+    import time
+
+    start = time.perf_counter()
+    stats = run_pipeline(str(CLIP), [lambda f: (f, f)], lambda *_: True, max_frames=12, log=lambda _m: None,
+                         realtime=True)
+    elapsed = time.perf_counter() - start
+    assert elapsed >= 11 / 24 - 0.05  # bunny.mp4 is 24 fps: 12 frames take at least 11 frame periods
+    assert stats.frames_out >= 10 and len(stats.latencies) == stats.frames_out
+    assert 0 < stats.latency_ms < 200
