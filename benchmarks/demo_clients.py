@@ -123,9 +123,9 @@ def _oversize(url: str, ix: dict, n: int):
 def _churn(url: str, ix: dict, n: int):
     count = iter(range(n, 10 ** 9, 64))
 
-    def visit() -> int:  # a fresh session from one of 250 addresses, with its own painting
+    def visit() -> int:  # a fresh session from one of 250 addresses; a painting of its own every 10th
         i = next(count)
-        return raw_call(url, ix["zero_shot"], [inline(jpeg(PAINTING, 96, crop=i + 1))],
+        return raw_call(url, ix["zero_shot"], [inline(jpeg(PAINTING, 96, crop=i // 10 + 1))],
                         source=f"127.0.1.{i % 250 + 1}")[0]
 
     return visit

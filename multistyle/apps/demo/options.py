@@ -96,11 +96,12 @@ class DemoOptions:
 
     # -- fast jobs (Stylize previews, zero-shot previews) ----------------------------------------------------------
     stylize_max_size: int = limit(2048, 64, 8192, "long side of a Stylize result")
-    fast_workers: int = limit(2, 1, 64, "previews computed at once")
+    fast_workers: int = limit(3, 1, 64, "previews computed at once: one more than a client's cap, so a slot is "
+                                        "always free for another client")
     fast_waiting: int = limit(16, 1, 10_000, "previews waiting at most over all clients")
     fast_per_session: int = limit(2, 1, 100, "previews one session may have queued or running (the page sends one "
                                              "running plus the latest pending)")
-    fast_per_client: int = limit(4, 1, 1000, "previews one client address may have queued or running, over all its "
+    fast_per_client: int = limit(2, 1, 1000, "previews one client address may have queued or running, over all its "
                                              "sessions", flag=True)
 
     # -- page updates -------------------------------------------------------------------------------------------
