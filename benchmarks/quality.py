@@ -20,8 +20,8 @@ REFINE_STYLES = ("starry_night", "udnie", "great_wave")  # stored in the model
 
 @register("quality")
 def bench_quality(args: argparse.Namespace) -> dict:
-    """Per style: the network's perceptual loss over the Gatys teacher's, same weights and size, held-out photos.
-    ``--compare`` (model files with the same styles) adds a ratio per model against the same Gatys runs."""
+    """Per style: the network's perceptual loss over the Gatys teacher's, same weights and size, on a held-out photo
+    (every second style: about 14 s of Gatys each on 2 cores). ``--compare`` (model files with the same styles) adds a ratio per model against the same Gatys runs."""
     from multistyle.gatys import GatysConfig, stylize_gatys
     from multistyle.images import load_image
     from multistyle.loss import LossConfig, PerceptualLoss
@@ -38,9 +38,10 @@ def bench_quality(args: argparse.Namespace) -> dict:
     loss_cfg = LossConfig.from_dict(model.loss)
     loss = PerceptualLoss(loss_cfg).to(device)
     size = effort(args, 256, 128, 32)
-    photos = [load_image(DATA / "content" / n, max_size=size).to(device) for n in HELD_OUT[: effort(args, 2, 1, 1)]]
+    photos = [load_image(DATA / "content" / n, max_size=size).to(device) for n in HELD_OUT[: effort(args, 1, 1, 1)]]
+    styles = list(enumerate(model.styles))[:: effort(args, 2, 5, 1)][: effort(args, None, None, 1)]  # 7 of 13
     rows = []
-    for index, style in enumerate(model.styles[: effort(args, None, 3, 1)]):
+    for index, style in styles:
         style_file = DATA / "styles" / style.source
         if not style_file.is_file():
             continue
@@ -123,9 +124,9 @@ def bench_refine(args: argparse.Namespace) -> dict:
     model = get_model(args.model)
     loss = model_loss(model)
     rows = []
-    for size in effort(args, (256, 512), (256,), (32,)):
+    for size, count in effort(args, ((256, 3), (512, 1)), ((256, 1),), ((32, 1),)):  # (size, styles)
         photo = load_image(DATA / "content" / HELD_OUT[0], max_size=size)
-        for name in REFINE_STYLES[: effort(args, 3, 1, 1)]:
+        for name in REFINE_STYLES[:count]:
             index = model.style_names.index(name)
             painting = style_paintings(model, [index])[0]
             cfg = refine_config(model, index, size, 100, photo, 1.0)

@@ -23,7 +23,6 @@ resumed from its state file continues exactly as if it had never stopped.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time
@@ -36,15 +35,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..errors import MultistyleError
-from ..images import load_image
 from ..modelfile import ModelFile, load_model
 from ..nets import FastStyleNet, StyleNet
 from ..progress import ProgressFn
 from .data import ContentImages, StepBatches, augment, step_generator
 from .state import load_optimizer_tensors, save_state, state_path
+from .student import eval_photos, evaluate, init_from_teacher, make_student, teacher_eval_outputs  # noqa: F401
 from .temporal import temporal_loss
 
-EVAL_PHOTOS = ("kodak_houses.jpg", "kodak_parrots.jpg", "coffee.jpg")  # held out: not in the training photos
 PERCEPTUAL_SCALE = 1e5  # about v1's final training loss (MODEL.md), so the perceptual term is O(1) per unit weight
 
 
@@ -96,51 +94,6 @@ class DistillConfig:
         return asdict(self)
 
 
-def make_student(teacher: StyleNet | FastStyleNet, config: DistillConfig, seed: int = 0) -> FastStyleNet:
-    """A v2 net for the teacher's styles, seeded, initialised from the teacher (:func:`init_from_teacher`); a v2
-    teacher is copied whole (a fine-tune of the shipped v2 towards its own output, e.g. with the temporal term)."""
-    if isinstance(teacher, FastStyleNet):
-        return copy.deepcopy(teacher).train().requires_grad_(True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        student = FastStyleNet(teacher.num_styles, config.width, config.blocks, config.block, config.cond_encoder,
-                               config.padding)
-    init_from_teacher(student, teacher)
-    return student
-
-
-@torch.no_grad()
-def init_from_teacher(student: FastStyleNet, teacher: StyleNet) -> int:
-    """Copy every v1 conv and norm whose shape matches its v2 counterpart: v1's stride-2 conv (16→32), residual
-    blocks (evenly spaced when v2 has fewer), first upsampling conv and the output norm's γ/β rows. A plain
-    (unconditioned) v2 encoder norm gets the mean of the v1 rows. Returns how many tensors were copied."""
-    pairs: list[tuple[torch.nn.Module, torch.nn.Module]] = [
-        (student.encoder[1], teacher.layers[2]),
-        (student.up, teacher.layers[-2]),
-    ]
-    v1_blocks = [m for m in teacher.layers if hasattr(m, "conv1")]
-    if student.blocks and v1_blocks:
-        picks = torch.linspace(0, len(v1_blocks) - 1, student.blocks).round().long().tolist()
-        pairs += [(student.body[i], v1_blocks[j]) for i, j in enumerate(picks)]
-    copied = 0
-    for s_mod, t_mod in pairs:
-        s_params, t_params = dict(s_mod.named_parameters()), dict(t_mod.named_parameters())
-        for name, value in s_params.items():
-            source = t_params.get(name)
-            if source is not None and source.shape == value.shape:
-                value.copy_(source)
-                copied += 1
-            elif name.endswith("norm.weight") and name.replace("weight", "gamma") in t_params:
-                value.copy_(t_params[name.replace("weight", "gamma")].mean(0))
-                copied += 1
-            elif name.endswith("norm.bias") and name.replace("bias", "beta") in t_params:
-                value.copy_(t_params[name.replace("bias", "beta")].mean(0))
-                copied += 1
-    student.output_norm.gamma.copy_(teacher.output.norm.gamma)
-    student.output_norm.beta.copy_(teacher.output.norm.beta)
-    return copied + 2
-
-
 def target_weights(num_styles: int, batch: int, mix_fraction: float, generator: torch.Generator) -> torch.Tensor:
     """[batch, num_styles] style weights: one-hot rows, and with probability ``mix_fraction`` a random convex mix
     of two different styles."""
@@ -177,38 +130,6 @@ def perceptual_setup(model: ModelFile, device: torch.device | str = "cpu"):
     loss_fn = PerceptualLoss(LossConfig.from_dict(model.loss)).to(device)
     images = [s.painting.permute(2, 0, 1)[None].float().to(device) / 255 for s in model.styles]
     return loss_fn, loss_fn.style_targets(images, model.style_names)
-
-
-def eval_photos(folder: str | os.PathLike | None, size: int = 256) -> list[torch.Tensor]:
-    """Held-out photos (long side ``size``, cropped to multiples of 4) for the evaluation loss; [] if absent."""
-    if folder is None:
-        return []
-    photos = []
-    for name in EVAL_PHOTOS:
-        path = Path(folder) / name
-        if path.is_file():
-            image = load_image(path, max_size=size)
-            h, w = image.shape[-2] // 4 * 4, image.shape[-1] // 4 * 4
-            photos.append(image[..., :h, :w])
-    return photos
-
-
-@torch.no_grad()
-def evaluate(student: torch.nn.Module, teacher_outputs: list[tuple[torch.Tensor, int, torch.Tensor]]) -> float:
-    """Mean pixel L1 between student and teacher over (photo, style, teacher output) triples."""
-    was_training = student.training
-    student.eval()
-    total = sum(float((student(photo, torch.tensor([style], device=photo.device)) - target).abs().mean())
-                for photo, style, target in teacher_outputs)
-    student.train(was_training)
-    return total / max(1, len(teacher_outputs))
-
-
-@torch.no_grad()
-def teacher_eval_outputs(teacher: StyleNet, photos: Sequence[torch.Tensor]
-                         ) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
-    """The teacher's output for every held-out photo in every style."""
-    return [(p, s, teacher(p, torch.tensor([s], device=p.device))) for p in photos for s in range(teacher.num_styles)]
 
 
 def step_loss(student: torch.nn.Module, teacher: torch.nn.Module, batch: torch.Tensor, weights: torch.Tensor,
@@ -252,18 +173,31 @@ def _resume(path: Path, teacher_model: ModelFile, student: FastStyleNet, optimiz
     return step, saved.extra.get("history", []), saved.extra.get("evals", []), float(saved.extra.get("seconds", 0.0))
 
 
-def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out: str | os.PathLike,
-            config: DistillConfig, resume: bool = False, eval_dir: str | os.PathLike | None = None,
-            cpu_budget: float | None = None, wall_budget: float | None = None, progress: ProgressFn | None = None,
-            log: Callable[[str], None] = print, device: str | torch.device = "cpu") -> ModelFile:
-    # ~75 lines on purpose: set-up, then the step loop with its logging, evaluation and checkpoint cadence, read top
-    # to bottom like train.loop._train (the loss of a step is step_loss, resuming is _resume)
-    """Distil the v1 model at ``teacher_path`` into a v2 net written to ``out``. The state (weights, Adam
-    moments, step, loss history) goes to :func:`~multistyle.train.state.state_path` ``(out)`` atomically every
-    ``config.checkpoint_seconds`` and at the end; ``resume`` continues it exactly. ``cpu_budget``: stop (with a
-    checkpoint) once this process has used that many CPU seconds (for equal-cost recipe comparisons). ``device``:
-    where teacher, student and the loss run (the state file is the same on any device)."""
-    device = torch.device(device)
+@dataclass
+class _Run:
+    """What the step loop of one distillation carries: the teacher, the student and its optimiser, the records so
+    far, the clocks and the running means between history records."""
+
+    teacher_model: ModelFile
+    student: FastStyleNet
+    optimizer: torch.optim.Optimizer
+    start: int
+    history: list[dict]
+    evals: list[dict]
+    elapsed_before: float
+    started: float = 0.0
+    cpu_started: float = 0.0
+    last_save: float = 0.0
+    sums: dict[str, float] | None = None
+    count: int = 0
+
+    def seconds(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+
+def _setup(teacher_path, out, config: DistillConfig, resume: bool, device: torch.device,
+           log: Callable[[str], None]) -> _Run:
+    """Load the teacher, build the student (from the state file when resuming) and its optimiser."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick the fastest kernels once
     teacher_model, _ = load_model(teacher_path, device)
@@ -277,59 +211,86 @@ def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out:
     start, history, evals, elapsed_before = 0, [], [], 0.0
     if resume and state_path(out).exists():
         start, history, evals, elapsed_before = _resume(state_path(out), teacher_model, student, optimizer, log)
-    if start >= config.steps:
-        return ModelFile(student.eval(), teacher_model.styles, teacher_model.loss, {"step": start})
+    return _Run(teacher_model, student, optimizer, start, history, evals, elapsed_before, sums={})
+
+
+def _train_step(run: _Run, step: int, indices: torch.Tensor, config: DistillConfig, perceptual, crop_area: float,
+                device: torch.device) -> dict[str, float]:
+    """One optimiser step on the batch ``indices`` (augmentation, style targets and warp drawn from (seed, step))
+    → its loss terms."""
+    seed = int(torch.randint(2**31, (1,), generator=step_generator(config.seed, step, 0, 1)))
+    batch = augment(indices.to(device), config.size, seed, crop_area)
+    teacher = run.teacher_model.net
+    weights = target_weights(teacher.num_styles, batch.shape[0], config.mix_fraction,
+                             step_generator(config.seed, step, 0, 2)).to(device)
+    terms = step_loss(run.student, teacher, batch, weights, config, perceptual, step_generator(config.seed, step, 0, 3))
+    run.optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    run.optimizer.step()
+    return dict(zip(terms, torch.stack([v.detach() for v in terms.values()]).tolist()))  # one device sync
+
+
+def _record(run: _Run, done: int, values: dict[str, float], config: DistillConfig) -> None:
+    """Add a step's terms to the running means; every ``log_every`` steps (and at the end) a history record."""
+    for k, v in values.items():
+        run.sums[k] = run.sums.get(k, 0.0) + v
+    run.count += 1
+    if done % config.log_every == 0 or done == config.steps:
+        run.history.append({"step": done, **{k: v / run.count for k, v in run.sums.items()},
+                            "seconds": round(run.seconds(), 1)})
+        run.sums, run.count = {}, 0
+
+
+def _checkpoint(run: _Run, done: int, references, teacher_path, out, config: DistillConfig) -> None:
+    """The evaluation loss on the held-out photos (when there are any), then the state file, atomically."""
+    if references:
+        run.evals.append({"step": done, "eval_l1": evaluate(run.student, references),
+                          "seconds": round(run.seconds(), 1)})
+    record = {"step": done, "history": run.history, "evals": run.evals, "config": config.to_dict(),
+              "teacher": str(teacher_path), "seconds": run.seconds(), "kind": "distill-from-v1"}
+    styles = run.teacher_model.styles
+    for s in styles:
+        s.training = {**s.training, "distilled_steps": done}
+    save_state(ModelFile(run.student, styles, run.teacher_model.loss, record), out, run.optimizer)
+    run.last_save = time.perf_counter()
+
+
+def distill(teacher_path: str | os.PathLike, content_files: Sequence[Path], out: str | os.PathLike,
+            config: DistillConfig, resume: bool = False, eval_dir: str | os.PathLike | None = None,
+            cpu_budget: float | None = None, wall_budget: float | None = None, progress: ProgressFn | None = None,
+            log: Callable[[str], None] = print, device: str | torch.device = "cpu") -> ModelFile:
+    """Distil the v1 model at ``teacher_path`` into a v2 net written to ``out``. The state (weights, Adam
+    moments, step, loss history) goes to :func:`~multistyle.train.state.state_path` ``(out)`` atomically every
+    ``config.checkpoint_seconds`` and at the end; ``resume`` continues it exactly. ``cpu_budget``: stop (with a
+    checkpoint) once this process has used that many CPU seconds (for equal-cost recipe comparisons). ``device``:
+    where teacher, student and the loss run (the state file is the same on any device)."""
+    device = torch.device(device)
+    run = _setup(teacher_path, out, config, resume, device, log)
+    model = run.teacher_model
+    if run.start >= config.steps:
+        return ModelFile(run.student.eval(), model.styles, model.loss, {"step": run.start})
     dataset = ContentImages(content_files, config.photo_size)
     crop_area = min(1.0, (config.size / config.photo_size) ** 2)
-    loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), config.batch, start, config.steps,
+    loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), config.batch, run.start, config.steps,
                                                            config.seed), num_workers=config.workers)
-    references = teacher_eval_outputs(teacher, [p.to(device) for p in eval_photos(eval_dir)])
-    perceptual = perceptual_setup(teacher_model, device) if config.perceptual_weight > 0 else None
-    started, cpu_started = time.perf_counter(), time.process_time()
-    last_save = time.perf_counter()
-    sums: dict[str, float] = {}
-    count = 0
-    student.train()
-
-    def snapshot(step: int) -> None:
-        record = {"step": step, "history": history, "evals": evals, "config": config.to_dict(),
-                  "teacher": str(teacher_path), "seconds": elapsed_before + time.perf_counter() - started,
-                  "kind": "distill-from-v1"}
-        for s in teacher_model.styles:
-            s.training = {**s.training, "distilled_steps": step}
-        save_state(ModelFile(student, teacher_model.styles, teacher_model.loss, record), out, optimizer)
-
-    step = start
-    for step, indices in enumerate(loader, start=start):
-        seed = int(torch.randint(2**31, (1,), generator=step_generator(config.seed, step, 0, 1)))
-        batch = augment(indices.to(device), config.size, seed, crop_area)
-        weights = target_weights(teacher.num_styles, batch.shape[0], config.mix_fraction,
-                                 step_generator(config.seed, step, 0, 2)).to(device)
-        terms = step_loss(student, teacher, batch, weights, config, perceptual,
-                          step_generator(config.seed, step, 0, 3))
-        optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        optimizer.step()
-        values = dict(zip(terms, torch.stack([v.detach() for v in terms.values()]).tolist()))  # one device sync
-        for k, v in values.items():
-            sums[k] = sums.get(k, 0.0) + v
-        count += 1
+    references = teacher_eval_outputs(model.net, [p.to(device) for p in eval_photos(eval_dir)])
+    perceptual = perceptual_setup(model, device) if config.perceptual_weight > 0 else None
+    run.started, run.cpu_started = time.perf_counter(), time.process_time()
+    run.last_save = time.perf_counter()
+    run.student.train()
+    step = run.start
+    for step, indices in enumerate(loader, start=run.start):
+        values = _train_step(run, step, indices, config, perceptual, crop_area, device)
         done = step + 1
-        seconds = elapsed_before + time.perf_counter() - started
-        if done % config.log_every == 0 or done == config.steps:
-            history.append({"step": done, **{k: v / count for k, v in sums.items()}, "seconds": round(seconds, 1)})
-            sums, count = {}, 0
+        _record(run, done, values, config)
         if progress is not None:
             progress(done, config.steps, values)
-        out_of_budget = ((cpu_budget is not None and time.process_time() - cpu_started >= cpu_budget)
-                         or (wall_budget is not None and time.perf_counter() - started >= wall_budget))
-        if time.perf_counter() - last_save >= config.checkpoint_seconds or done == config.steps or out_of_budget:
-            if references:
-                evals.append({"step": done, "eval_l1": evaluate(student, references), "seconds": round(seconds, 1)})
-            snapshot(done)
-            last_save = time.perf_counter()
+        out_of_budget = ((cpu_budget is not None and time.process_time() - run.cpu_started >= cpu_budget)
+                         or (wall_budget is not None and time.perf_counter() - run.started >= wall_budget))
+        if time.perf_counter() - run.last_save >= config.checkpoint_seconds or done == config.steps or out_of_budget:
+            _checkpoint(run, done, references, teacher_path, out, config)
         if out_of_budget:
             log(f"time budget used at step {done}")
             break
-    student.eval()
-    return ModelFile(student, teacher_model.styles, teacher_model.loss, {"step": step + 1})
+    run.student.eval()
+    return ModelFile(run.student, model.styles, model.loss, {"step": step + 1})

@@ -137,55 +137,74 @@ def train(content_files: Sequence[Path], style_files: Sequence[Path], out: str |
         finish_distributed(info)
 
 
-def _train(content_files: Sequence[Path], style_files: Sequence[Path], out: str | os.PathLike,
-           config: TrainConfig, device: torch.device, info: DistInfo, resume: bool,
-           progress: ProgressFn | None, log: Callable[[str], None]) -> ModelFile:
-    # one function on purpose (~65 lines): set-up, the step loop and its checkpoint/sample cadence read top to bottom
-    style_images, styles = load_styles(style_files, config.style_size)
-    loss_fn = PerceptualLoss(config.loss).to(device)
-    targets = loss_fn.style_targets([s.to(device) for s in style_images], [s.name for s in styles])
+def _network(config: TrainConfig, count: int, device: torch.device, info: DistInfo, resume: bool, out,
+             names: list[str], log: Callable[[str], None]):
+    """The seeded network (the same on every rank and (re)start), its optimiser, the step and history to continue
+    from (the state file's when resuming), and the module the step runs (DDP-wrapped with several ranks)."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)  # same initial weights on every rank and on every (re)start
-        net = StyleNet(len(styles), config.width).to(device)
+        torch.manual_seed(config.seed)
+        net = StyleNet(count, config.width).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     start, history = 0, []
     if resume and state_path(out).exists():
-        start, history = resume_state(state_path(out), net, optimizer, [s.name for s in styles])
+        start, history = resume_state(state_path(out), net, optimizer, names)
         if info.main:
             log(f"resuming {state_path(out)} at step {start}")
     ddp_net: torch.nn.Module = net
     if info.world > 1:
         ddp_net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None)
+    return net, optimizer, start, history, ddp_net
+
+
+def _loader(dataset: ContentImages, config: TrainConfig, start: int, info: DistInfo, device: torch.device
+            ) -> DataLoader:
+    """Batches of photo indices from ``start`` on, drawn by (seed, step, rank)."""
+    return DataLoader(dataset, batch_sampler=StepBatches(len(dataset), config.batch, start, config.steps,
+                                                         config.seed, info.rank),
+                      num_workers=config.workers, pin_memory=device.type == "cuda", persistent_workers=False)
+
+
+def _step_inputs(indices: torch.Tensor, config: TrainConfig, step: int, rank: int, crop_area: float, count: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The augmented batch and its style labels for ``step`` (both drawn from (seed, step, rank))."""
+    seed = int(torch.randint(2**31, (1,), generator=step_generator(config.seed, step, rank, 1)))
+    batch = augment(indices.to(device, non_blocking=True), config.size, seed, crop_area)
+    labels = torch.randint(count, (batch.shape[0],), generator=step_generator(config.seed, step, rank, 2)).to(device)
+    return batch, labels
+
+
+def _snapshot(net, optimizer, styles: list[StyleInfo], history: list[dict], step: int, config: TrainConfig,
+              photo_size: int, info: DistInfo, device: torch.device, out) -> None:
+    """The resumable state and the model file at ``step``, atomically."""
+    record = {"step": step, "history": history, "config": config.to_dict(),
+              "seconds": history[-1]["seconds"] if history else 0.0, "world_size": info.world, "device": str(device)}
+    for s in styles:
+        s.training = {"steps": step, "size": config.size, "photo_size": photo_size, "style_size": config.style_size}
+    save_state(ModelFile(net, styles, config.loss.to_dict(), record), out, optimizer)
+
+
+def _train(content_files: Sequence[Path], style_files: Sequence[Path], out: str | os.PathLike,
+           config: TrainConfig, device: torch.device, info: DistInfo, resume: bool,
+           progress: ProgressFn | None, log: Callable[[str], None]) -> ModelFile:
+    """Set up (styles and their targets, network, data), then the step loop with its checkpoint/sample cadence."""
+    style_images, styles = load_styles(style_files, config.style_size)
+    loss_fn = PerceptualLoss(config.loss).to(device)
+    targets = loss_fn.style_targets([s.to(device) for s in style_images], [s.name for s in styles])
+    net, optimizer, start, history, ddp_net = _network(config, len(styles), device, info, resume, out,
+                                                       [s.name for s in styles], log)
     photo_size = config.photo_size or config.size
     dataset = ContentImages(content_files, photo_size)
     crop_area = min(1.0, (config.size / photo_size) ** 2)
-    loader = DataLoader(dataset, batch_sampler=StepBatches(len(dataset), config.batch, start, config.steps,
-                                                           config.seed, info.rank),
-                        num_workers=config.workers, pin_memory=device.type == "cuda",
-                        persistent_workers=False)
+    loader = _loader(dataset, config, start, info, device)
     scaler = amp_scaler(device, config.amp)
     samples = _sample_inputs(dataset, photo_size)
     elapsed_before = history[-1]["seconds"] if history else 0.0
     started = time.perf_counter()
     net.train()
-
-    def snapshot(step: int) -> None:
-        record = {"step": step, "history": history, "config": config.to_dict(),
-                  "seconds": history[-1]["seconds"] if history else 0.0, "world_size": info.world,
-                  "device": str(device)}
-        for s in styles:
-            s.training = {"steps": step, "size": config.size, "photo_size": photo_size,
-                          "style_size": config.style_size}
-        save_state(ModelFile(net, styles, config.loss.to_dict(), record), out, optimizer)
-
     last_step = start  # a resumed run that had already finished does no step
     for step, indices in enumerate(loader, start=start):
-        batch = augment(indices.to(device, non_blocking=True), config.size,
-                        int(torch.randint(2**31, (1,), generator=step_generator(config.seed, step, info.rank, 1))),
-                        crop_area)
-        labels = torch.randint(len(styles), (batch.shape[0],),
-                               generator=step_generator(config.seed, step, info.rank, 2)).to(device)
+        batch, labels = _step_inputs(indices, config, step, info.rank, crop_area, len(styles), device)
         terms = training_step(ddp_net, loss_fn, batch, labels, targets, optimizer, scaler, config.amp_dtype)
         record = {"step": step + 1, **terms.item(), "seconds": elapsed_before + time.perf_counter() - started,
                   "lr": config.lr, "style_weight": config.loss.style_weight}
@@ -194,7 +213,7 @@ def _train(content_files: Sequence[Path], style_files: Sequence[Path], out: str 
         if progress is not None and info.main:
             progress(step + 1, config.steps, record)
         if info.main and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-            snapshot(step + 1)
+            _snapshot(net, optimizer, styles, history, step + 1, config, photo_size, info, device, out)
         if info.main and ((step + 1) % config.sample_every == 0 or step + 1 == config.steps):
             write_samples(net, samples, styles, Path(out).with_suffix(".samples.png"))
             write_loss_curve(history, Path(out).with_suffix(".loss.png"))

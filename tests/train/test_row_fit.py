@@ -17,9 +17,9 @@ from multistyle.train.row_fit import PRESETS, preset
 
 
 def test_the_recipes_split_their_steps_over_sizes_and_optimisers():
-    assert PRESETS["fast"].levels() == [(64, 15, "lbfgs"), (128, 60, "adam"), (256, 425, "adam")]
+    assert PRESETS["fast"].levels() == [(64, 15, "lbfgs"), (128, 100, "adam"), (256, 385, "adam")]
     assert PRESETS["best"].levels() == [(64, 15, "lbfgs"), (128, 120, "adam"), (256, 365, "adam")]
-    assert PRESETS["fast"].time_budget == 25 and PRESETS["best"].time_budget == 140
+    assert PRESETS["fast"].time_budget == 5 and PRESETS["best"].time_budget == 140
     assert PRESETS["legacy"].levels() == [(128, 100, "adam"), (256, 100, "adam")]
     for steps in (1, 2, 7, 40):
         assert sum(n for _, n, _ in preset("fast", steps=steps).levels()) == steps
