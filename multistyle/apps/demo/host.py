@@ -49,7 +49,7 @@ class DemoHost:
         """The host model's cached Stylizer (what every visitor starts with)."""
         from ...stylizer import get_stylizer
 
-        return get_stylizer(self.model, self.options.device)
+        return get_stylizer(self.model, self.options.device, engine=self.options.engine)
 
     def visitor_stylizer(self, key: str | None) -> Stylizer:
         session = self.sessions.get(key)

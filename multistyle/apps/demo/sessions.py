@@ -109,7 +109,7 @@ class VisitorSession:
         if self._stylizer is None:
             from ...stylizer import Stylizer
 
-            self._stylizer = Stylizer(self.model, host.options.device)
+            self._stylizer = Stylizer(self.model, host.options.device, engine=host.options.engine)
         return self._stylizer
 
     def names(self, host: Host) -> list[str]:
