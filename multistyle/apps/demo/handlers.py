@@ -214,7 +214,7 @@ def _preview_photo():
 def zero_shot_handler(host: DemoHost):
     """A painting was uploaded in Add your style: the bundled photo in that painting's zero-shot style (the blend of
     the existing rows that best matches it, no training: :func:`multistyle.stylizer.zero_shot_stylizer`), shown at
-    once, before the ~25 s training; nothing is stored in the visitor's session."""
+    once, before the training (a few seconds); nothing is stored in the visitor's session."""
     import gradio as gr
 
     @guarded("zero_shot")

@@ -158,8 +158,8 @@ def _add_style_tab(host: DemoHost):
     where = "It is added to the host's model file (this server runs with --save-styles)." if \
         o.save_styles else "It stays yours: other visitors do not see it, and it is gone when you " \
                            "leave unless you download the model file."
-    gr.Markdown(f"Teach the network a painting in about half a minute; it then appears in the Stylize and Live "
-                f"tabs. {where}")
+    gr.Markdown(f"Teach the network a painting: a preview shows at once, the trained style follows in seconds; it "
+                f"then appears in the Stylize and Live tabs. {where}")
     with gr.Row():
         with gr.Column():
             painting = image_input(o.max_pixels, 1024, label="Painting")
