@@ -200,12 +200,12 @@ def get_stylizer(model: str | os.PathLike | None = None, device: str | torch.dev
 _ZERO_SHOT: dict[tuple[int, str], Stylizer] = {}
 
 
-def zero_shot_stylizer(stylizer: Stylizer, painting: ImageLike) -> Stylizer:
-    """A :class:`Stylizer` of ``stylizer``'s model plus one style for ``painting``, applied at once without
-    training (its last style; :func:`multistyle.zero_shot.zero_shot_model`); the model file is not touched."""
+def zero_shot_stylizer(stylizer: Stylizer, painting: ImageLike, fit: bool = True) -> Stylizer:
+    """``stylizer``'s model plus one style for ``painting`` (its last; the fitted row of :func:`~.zero_shot.
+    zero_shot_model`, or its instant blend when ``fit`` is False), without training; the model file is untouched."""
     from .zero_shot import zero_shot_model
 
-    model = zero_shot_model(stylizer.model, painting, device=stylizer.device)
+    model = zero_shot_model(stylizer.model, painting, device=stylizer.device, fit=fit)
     key = (id(model), stylizer.choice.engine)
     if key not in _ZERO_SHOT:
         while len(_ZERO_SHOT) >= 4:

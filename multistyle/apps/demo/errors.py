@@ -5,6 +5,7 @@ wrong". No tracebacks for anything a client can send.
 (No ``from __future__ import annotations``: see :mod:`.page`.)"""
 
 import functools
+import inspect
 import logging
 import sys
 
@@ -67,6 +68,16 @@ def guarded(what: str):
     type) and the visitor reads :data:`SOMETHING_WRONG`; a job whose visitor left ends quietly."""
 
     def wrap(handler):
+        if inspect.isgeneratorfunction(handler):  # a handler that shows its steps: Gradio must still see a generator
+            @functools.wraps(handler)
+            def steps(*args, **kwargs):
+                try:
+                    yield from handler(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - a public page shows no internals
+                    raise to_visitor(what, exc, SOMETHING_WRONG) from None
+
+            return steps
+
         @functools.wraps(handler)
         def wrapper(*args, **kwargs):
             try:
