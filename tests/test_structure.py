@@ -15,6 +15,7 @@ FORBIDDEN = {
     "loss": ("video", "apps", "cli", "benchmarks", "train", "stylizer"),
     "stylizer": ("video", "apps", "cli", "benchmarks", "train"),
     "modelfile": ("video", "apps", "cli", "benchmarks", "train", "stylizer"),
+    "engine": ("video", "apps", "cli", "benchmarks", "train", "stylizer", "loss"),
     "train": ("video", "apps", "cli", "benchmarks"),
     "video": ("apps", "cli", "benchmarks", "train"),
     "apps": ("cli", "benchmarks"),
