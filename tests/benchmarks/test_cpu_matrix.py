@@ -19,11 +19,12 @@ def test_class_environments_cap_only_their_own_isa(monkeypatch):
 def test_the_table_has_a_column_per_measured_class_and_ratios_against_legacy():
     cells = {"native": {"legacy": {"pooled": 2.0, "seconds": 330.0, "photos": 53, "measured": "x"},
                         "add-style": {"fast": {"seconds": 28.0, "steps": 190, "precision": "bf16", "pooled": 2.02}},
-                        "api": {"ms@2": 40.0, "peer_ms@2": 100.0, "vs_peer@2": 0.4}},
-             "avx2": {"api": {"error": "boom"}, "live": {"skipped": "no chromium"}}}
+                        "precision": {"bf16": True, "reason": "native AVX512_BF16", "fp32_ms": 480.0,
+                                      "bf16_ms": 295.0, "bf16_vs_fp32": 0.61}},
+             "avx2": {"precision": {"error": "boom"}, "live": {"skipped": "no chromium"}}}
     text = cpu_matrix.render_markdown({"machine": {"cpu": "Test CPU"}, "cells": cells})
     assert "| row | native | avx2 |" in text and "Test CPU" in text
-    assert "28.0 s, 190 steps, bf16; 1.010× legacy" in text and "**0.40×**" in text
+    assert "28.0 s, 190 steps, bf16; 1.010× legacy" in text and "480 / 295 (0.61×)" in text
     assert "error" in text and "skipped (no chromium)" in text
 
 
