@@ -125,13 +125,18 @@ def test_bad_styles_and_numbers(tmp_path):
         (("stylize", photo, "-s", "udnie=-2,great_wave=1", "-o", out), ">= 0"),
         (("stylize", photo, "-o", out, "--max-size", "-5"), ">= 1"),
         (("stylize", photo, "-o", out, "--strength", "nan"), "strength"),
+        (("stylize", photo, "--strength", "3", "-o", out), "strength"),
+        (("stylize", photo, "-s", "starry_night=abc", "-o", out), "bad style weight"),
+        (("stylize", str(tmp_path / "nope.jpg"), "-o", out), "no such file"),
+        (("stylize", photo, "-o", out, "--model", str(tmp_path / "none.safetensors")), "no such model file"),
+        (("stylize", "-", "-o", out), "stdin is empty"),
         (("gatys", photo, str(STYLES / "udnie.jpg"), "-o", out, "--steps", "-3"), ">= 1"),
         (("gatys", photo, str(STYLES / "udnie.jpg"), "-o", out, "--size", "99999"), "size"),
         (("gatys", photo, str(STYLES / "udnie.jpg"), "-o", out, "--style-weight", "inf"), "finite"),
         (("frobnicate",), "invalid choice"),
     ]
     for args, expected in cases:
-        assert expected in assert_one_line_error(run_cli(*args)), args
+        assert expected in assert_one_line_error(run_cli(*args, stdin=b"")), args
     with pytest.raises(StyleError, match="did you mean"):
         multistyle.stylize(photo, "starry", device="cpu")
     with pytest.raises(StyleError, match="empty"):

@@ -31,6 +31,22 @@ def setting(default: object, reason: str, flag: bool = False):
     return field(default=default, metadata={"reason": reason, "flag": flag})
 
 
+def waiting(default: int, what: str, lo: int = 1, note: str = ""):
+    """A lane's waiting room: how many of ``what`` may wait over all clients."""
+    return limit(default, lo, 10_000, f"{what} waiting at most{note}")
+
+
+def per_session(default: int, what: str, note: str = ""):
+    """A lane's cap per session."""
+    return limit(default, 1, 100, f"{what} one session may have queued or running{note}")
+
+
+def per_client(default: int, what: str, hi: int = 1000, flag: bool = False):
+    """A lane's cap per client address, shared by all its sessions."""
+    return limit(default, 1, hi, f"{what} one client address may have queued or running, over all its sessions",
+                 flag=flag)
+
+
 @dataclass
 class DemoOptions:
     """What the host chose (``multistyle demo --help``) and the limits that keep a shared page usable for all."""
@@ -88,27 +104,23 @@ class DemoOptions:
     gatys_max_size: int = limit(1024, 64, 8192, "long side of a Gatys/refine result (VGG memory grows with its "
                                                 "square)")
     gatys_max_steps: int = limit(500, 1, 100_000, "iterations one Gatys job may ask for")
-    slow_waiting: int = limit(4, 0, 1000, "slow jobs waiting at most (a client over its share is refused, never a "
-                                          "newcomer)")
-    slow_per_session: int = limit(1, 1, 100, "slow jobs one session may have queued or running")
-    slow_per_client: int = limit(2, 1, 100, "slow jobs one client address may have queued or running, over all "
-                                            "its sessions", flag=True)
+    slow_waiting: int = waiting(4, "slow jobs", lo=0, note=" (a client over its share is refused, never a newcomer)")
+    slow_per_session: int = per_session(1, "slow jobs")
+    slow_per_client: int = per_client(2, "slow jobs", hi=100, flag=True)
 
     # -- fast jobs (Stylize previews, zero-shot previews) ----------------------------------------------------------
     stylize_max_size: int = limit(2048, 64, 8192, "long side of a Stylize result")
     fast_workers: int = limit(3, 1, 64, "previews computed at once: one more than a client's cap, so a slot is "
                                         "always free for another client")
-    fast_waiting: int = limit(16, 1, 10_000, "previews waiting at most over all clients")
-    fast_per_session: int = limit(2, 1, 100, "previews one session may have queued or running (the page sends one "
-                                             "running plus the latest pending)")
-    fast_per_client: int = limit(2, 1, 1000, "previews one client address may have queued or running, over all its "
-                                             "sessions", flag=True)
+    fast_waiting: int = waiting(16, "previews")
+    fast_per_session: int = per_session(2, "previews", note=" (the page sends one running plus the latest pending)")
+    fast_per_client: int = per_client(2, "previews", flag=True)
 
     # -- page updates -------------------------------------------------------------------------------------------
     ui_workers: int = limit(4, 1, 64, "page updates (menus, galleries) computed at once")
-    ui_waiting: int = limit(64, 1, 10_000, "page updates waiting at most")
-    ui_per_session: int = limit(4, 1, 100, "page updates one session may have queued or running")
-    ui_per_client: int = limit(16, 1, 1000, "page updates one client address may have queued or running")
+    ui_waiting: int = waiting(64, "page updates")
+    ui_per_session: int = per_session(4, "page updates")
+    ui_per_client: int = per_client(16, "page updates")
 
     # -- input ------------------------------------------------------------------------------------------------
     max_request_mb: float = limit(20.0, 0.1, 4096, "any request body (uploads, JSON with data: URLs); refused before "
@@ -125,9 +137,9 @@ class DemoOptions:
     live_seconds: int = limit(180, 1, 86400, "Live tab: a stream stops after this many seconds", flag=True)
     live_visitors: int = limit(3, 1, 1000, "Live tab: streams served at once; more visitors wait in the queue",
                                flag=True)
-    live_waiting: int = limit(6, 1, 10_000, "live streams waiting for a slot at most")
-    live_per_session: int = limit(1, 1, 100, "live streams one session may hold")
-    live_per_client: int = limit(2, 1, 100, "live streams one client address may hold")
+    live_waiting: int = waiting(6, "live streams")
+    live_per_session: int = per_session(1, "live streams")
+    live_per_client: int = per_client(2, "live streams", hi=100)
     live_fair_seconds: float = limit(60.0, 1, 86400, "while others wait for a stream, one older than this is ended "
                                                      "to let them in")
 
