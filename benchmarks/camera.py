@@ -13,16 +13,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .kit import CLIP, DATA, HELD_OUT, ROOT, effort, register, table, webcam_run
+from .kit import CLIP, CPU_CLASSES, DATA, HELD_OUT, ROOT, effort, interleaved_ms, register, table, webcam_run
 
-CLASSES = {"native": {}, "AVX512_CORE_VNNI": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"},
-           "AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
 SIZES = {640: (640, 480), 1280: (1280, 720)}
 SCORE_STYLES = ("udnie", "great_wave", "the_scream")  # held-out pairs: these styles × kit.HELD_OUT photos
 GOALS = {"fps640": 30.0, "fps1280": 15.0, "latency640": 80.0, "score_diff": 0.005, "flicker_ratio": 0.4,
@@ -76,19 +73,13 @@ def score_difference(stylizer) -> float:
 
 
 def network_ms(stylizer, size: tuple[int, int], repeat: int) -> float:
-    """Best ms of the frame graph (or the torch frame path) on one ``size`` frame, style 0."""
+    """Median ms of the frame graph (or the torch frame path) on one ``size`` frame, style 0."""
     from multistyle.styles import style_weights
     from multistyle.video.frames import FrameSettings, FrameStylizer
 
     frame = cv2.resize(cv2.imread(str(DATA / "content" / HELD_OUT[0])), size)
     process = FrameStylizer(stylizer, FrameSettings(style_weights(0, stylizer.names), flicker=False), max(size))
-    times = []
-    for i in range(repeat + 2):
-        start = time.perf_counter()
-        process.infer(frame)
-        if i >= 2:
-            times.append(1000 * (time.perf_counter() - start))
-    return min(times)
+    return interleaved_ms({"network": lambda: process.infer(frame)}, repeat, warmup=2)["network"]
 
 
 def flicker_ratio(stylizer, frames: list[np.ndarray]) -> float:
@@ -151,7 +142,7 @@ def run_class(name: str, clips: dict[int, Path], frames: int, quick: bool) -> di
     """One CPU class: the worker subprocess, then the webcam app (640 and 1280 as fast as it goes; 640 at camera
     pace for latency), all with the class's caps and one fresh engine cache."""
     with tempfile.TemporaryDirectory() as cache:
-        env = {**CLASSES[name], "MULTISTYLE_CACHE": cache}
+        env = {**CPU_CLASSES[name], "MULTISTYLE_CACHE": cache}
         cmd = [sys.executable, "-m", "benchmarks.camera", "--worker", json.dumps({k: str(v) for k, v in clips.items()})]
         cmd += ["--quick"] if quick else []
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False,
@@ -203,7 +194,7 @@ def bench_camera(args: argparse.Namespace) -> dict:
     """One table per CPU class (see the module docstring); ``--quick`` fewer frames and repeats."""
     frames = effort(args, 150, 90, 20)
     quick = bool(args.quick or getattr(args, "smoke", False))
-    classes = effort(args, list(CLASSES), list(CLASSES), ["native"])
+    classes = effort(args, list(CPU_CLASSES), list(CPU_CLASSES), ["native"])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         clips = {size: make_clip(Path(tmp), wh, frames + 10) for size, wh in SIZES.items()}

@@ -19,11 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from .kit import CPU_CLASSES as CLASSES
 from .kit import DATA, ROOT, cpu_flags, effort, interleaved_ms, machine, register, table
 
 CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
-CLASSES = {"native": {}, "avx512": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"},  # AVX-512 without BF16
-           "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}  # AVX2 laptops
 ROWS = ("precision", "add-style", "live")
 PAINTING = "mondrian_tableau_2"  # far from the bank's styles: the row that needs the most steps
 MARK = "CPU_MATRIX_JSON: "

@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("MULTISTYLE_DATA", ROOT.parent / "shared" / "data"))
 CLIP = DATA / "video" / "bunny.mp4"
 HELD_OUT = ("tubingen.jpg", "kodak_lighthouse.jpg")  # DATA/content photos the quality benches judge on
+CPU_CLASSES = {"native": {},  # the CPU this runs on
+               "avx512": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"},  # AVX-512 without BF16
+               "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}  # AVX2 laptops
 
 BenchFn = Callable[[argparse.Namespace], dict]
 BENCHES: dict[str, BenchFn] = {}

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, assert_one_line_error, run_cli
+from conftest import ROOT, run_cli
 from PIL import Image
 
 import multistyle
