@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue #23 on a lent GPU, in one device call (MODEL.md, "Temporal stability from still images"): fine-tune copies
 # of the shipped v2 with its own perceptual loss (the v2 phase-5 recipe) plus the warp-consistency term at two
-# weights side by side, then the flicker and quality benches of the packaged model against both candidates.
+# weights side by side, then the flicker of the packaged model and both candidates, and the quality bench.
 # Needs `python -m benchmarks.carry` first (carry: ["carry"]), as train/gpu_v2.sh.
 #
 #   bash train/gpu_temporal.sh                 # on the device: results in $OUT
@@ -38,6 +38,22 @@ for weight in $WEIGHTS; do
   cp "runs/gpu/temporal$weight.safetensors" "$OUT/"; tail -3 "$OUT/temporal$weight.log" >> "$REPORT"
 done
 
-run_bench 150 flicker --quick $QUICK --compare "${models[@]}"
+python3 - multistyle/assets/default.safetensors "${models[@]}" >> "$REPORT" 2>&1 <<'PY'
+# raw and reduced flicker (multistyle.video.flicker.flicker_metric, 0-255) of each model on 72 bunny.mp4 frames
+import sys
+import cv2
+from benchmarks.kit import CLIP
+from multistyle.styles import style_weights
+from multistyle.stylizer import get_stylizer
+from multistyle.video.flicker import flicker_metric
+from multistyle.video.frames import FrameSettings, FrameStylizer
+cap = cv2.VideoCapture(str(CLIP))
+frames = [cv2.resize(cap.read()[1], (320, 180)) for _ in range(72)]
+for path in sys.argv[1:]:
+    stylizer = get_stylizer(path, "cuda" if __import__("torch").cuda.is_available() else "cpu", engine="torch")
+    flicker = [flicker_metric(frames, [FrameStylizer(stylizer, FrameSettings(style_weights(0, stylizer.names),
+               flicker=on), 320)(f)[1] for f in frames]) for on in (False, True)]
+    print(f"flicker {path}: raw {flicker[0]:.2f}, reduced {flicker[1]:.2f}")
+PY
 run_bench 100 quality --device "$DEVICE" $QUICK --compare "${models[@]}"
 echo "total: $(( $(date +%s) - started )) s" >> "$REPORT"

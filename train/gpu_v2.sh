@@ -46,5 +46,5 @@ for name in $RECIPES; do cp "runs/gpu/$name.train.safetensors" "$OUT/"; tail -3 
 # v1 as the base row; the shipped v2 and the new candidates against the same Gatys runs
 run_bench 100 quality --device "$DEVICE" $QUICK --model v1 --compare multistyle/assets/default.safetensors "${models[@]}"
 run_bench 45 stylize --device "$DEVICE" --quick $QUICK
-run_bench 60 webcam --device "$DEVICE" --quick $QUICK
+run_bench 60 camera --quick $QUICK
 echo "total: $(( $(date +%s) - started )) s" >> "$REPORT"

@@ -137,6 +137,7 @@ def test_a_flood_of_fresh_sessions_evicts_nobody(server, photo, calls):
     assert len(host.sessions) == 1  # the flood held nothing, so it stored nothing
     assert len(app.state_holder.session_data) <= host.options.gradio_sessions  # Gradio's store is bounded too
     assert len(app._queue.pending_event_ids_session) <= host.options.gradio_sessions + 1  # nor Gradio's queue
+    assert len(app._queue.pending_messages_per_session) <= host.options.gradio_sessions + 1  # its messages too
     out = v.predict(handle_file(str(photo)), "mine", 1.0, None, 0.5, None, 0.5, 1.0, False, 128,
                     api_name="/stylize")
     assert Image.open(out).size[0] == 128

@@ -18,6 +18,7 @@ from .clients import ClientRate, client_of, fair_order
 from .errors import log
 from .host import DemoHost
 from .lanes import Lane, lane_of
+from .memory import trim_heap
 from .options import MB, DemoOptions
 
 
@@ -97,12 +98,15 @@ class Admission:
         return None
 
     def forget_finished(self, queue) -> None:
-        """Drop Gradio's per-session entries of sessions with nothing pending (Gradio empties them but keeps the
-        key: one entry per session ever seen), once there are more than ``gradio_sessions``."""
-        pending = queue.pending_event_ids_session
+        """Drop Gradio's per-session queue entries (event ids, message queues) of sessions with nothing pending
+        (Gradio empties them but keeps the key: one entry per session ever seen), once there are more than
+        ``gradio_sessions``; then give the freed heap back to the system (:func:`.memory.trim_heap`)."""
+        pending, messages = queue.pending_event_ids_session, queue.pending_messages_per_session
         if len(pending) > self.options.gradio_sessions:
             for key in [k for k, ids in pending.items() if not ids]:
                 pending.pop(key, None)
+                messages.pop(key, None)
+        trim_heap()
 
     def take_turn(self, queue, body) -> None:
         """Put the lane's waiting events, the one just queued among them, in the order that serves clients in

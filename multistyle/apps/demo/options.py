@@ -74,8 +74,9 @@ class DemoOptions:
     session_ttl: float = limit(3600.0, 1, 7 * 86400, "seconds a session outlives its last request")
     session_protect: float = limit(600.0, 0, 86400, "a session used this recently is never evicted; a newcomer "
                                                     "waits instead")
-    gradio_sessions: int = limit(1000, 10, 1_000_000, "sessions Gradio's own state store keeps (least recently used "
-                                                      "dropped; ours do not depend on it)")
+    gradio_sessions: int = limit(200, 10, 1_000_000, "sessions Gradio's own state store keeps, each ~130 KB of "
+                                                     "the page's config (least recently used dropped; ours do not "
+                                                     "depend on it)")
     cache_seconds: int = limit(3600, 60, 7 * 86400, "uploads and results stay in Gradio's cache this long "
                                                     "(swept every quarter of it)")
 
