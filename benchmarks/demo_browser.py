@@ -202,7 +202,8 @@ def measure_browser(size: int, visitors: int, seconds: float, device: str, y4m: 
     from playwright.sync_api import sync_playwright
 
     flags = ["--live-size", str(size), "--live-seconds", str(int(seconds) + 120), "--live-visitors",
-             str(max(visitors, 1)), "--live-fps", str(fps_cap)] + (["--threads", str(threads)] if threads else [])
+             str(max(visitors, 1)), "--live-per-client", str(max(visitors, 1)),  # the browsers share 127.0.0.1
+             "--live-fps", str(fps_cap)] + (["--threads", str(threads)] if threads else [])
     demo = start_demo(flags, device)
     proc, port, errors = demo.proc, demo.port, []
     try:
@@ -256,10 +257,12 @@ def bench_live(args: argparse.Namespace) -> dict:
                 runs.append(measure_browser(size, visitors, effort(args, 30, 8, 0), device, y4m, None, fps))
     rows = [[r["size"], r["visitors"], f"{r['fps_cap']:g}", " / ".join(f"{f:.1f}" for f in r["fps_each"]),
              " / ".join("-" if v is None else f"{v:.0f}" for v in r["latency_ms_each"]),
-             r["server_cpu_ms_per_frame"], r["browser_cpu_ms_per_frame"],
+             r["server_cpu_ms_per_frame"], f"{1000 * os.cpu_count() / r['server_cpu_ms_per_frame']:.0f}",
+             r["browser_cpu_ms_per_frame"],
              f"{r['rss_mb'][0]:.0f} → {r['rss_mb'][-1]:.0f}", len(r["errors"])] for r in runs]
     print(table(f"Live tab in headless Chromium, fake 640x480 camera, browser and server on the same "
                 f"{os.cpu_count()}-core machine ({device})",
                 ["long side px", "visitors", "--live-fps", "fps each", "latency ms each (median)",
-                 "server CPU ms/frame", "browser CPU ms/frame", "server RSS MB", "errors"], rows))
+                 "server CPU ms/frame", "frames/s the server's cores hold (browsers elsewhere)",
+                 "browser CPU ms/frame", "server RSS MB", "errors"], rows))
     return {"live": runs}

@@ -338,7 +338,7 @@ def test_live_size_adapts_to_the_server_and_keeps_the_shown_size():
     assert adaptive.factor == 1.0 and adaptive.current() == 480
     stylizer = get_stylizer(None, "cpu")
     settings = FrameSettings(style_weights("udnie", stylizer.names))
-    stream = LiveStream(stylizer, 64, settings)
+    stream = LiveStream(stylizer, 64, settings, target_fps=10)
     stream.adaptive.factor = MIN_FACTOR
     frame = camera_frames(1)[0][:, :, ::-1].copy()
     out = stream(frame, settings)

@@ -123,7 +123,7 @@ def live_handler(host: DemoHost):
         weights, strength, scale = _look(host, stylizer, s1, w1, s2, w2, s3, w3, strength, scale)
         settings = FrameSettings(weights, strength, bool(preserve), bool(flicker), scale)
         if session.live is None or session.live.stylizer is not stylizer:
-            session.live = LiveStream(stylizer, o.live_size, settings)
+            session.live = LiveStream(stylizer, o.live_size, settings, o.live_min_fps)
         live = session.live
         if live.streamed() > o.live_fair_seconds and host.waiting(LIVE):
             live.restart()

@@ -25,7 +25,6 @@ from ...video.sources import processing_shape
 JPEG_QUALITY = 80
 FPS_EVERY = 1.0  # seconds between updates of the frame-rate line
 NEW_STREAM_GAP = 3.0  # seconds without a frame after which the next frame starts a new stream
-TARGET_FPS = 10.0  # the adaptive size keeps the server's time per frame within this rate
 MIN_FACTOR = 0.5  # ... down to half the live size at most
 ADAPT_EVERY = 1.0  # seconds between size changes
 
@@ -93,7 +92,7 @@ class AdaptiveSize:
     never changes (the result is brought back to it) and the visitor's stroke scale is kept as they set it."""
 
     size: int
-    target_fps: float = TARGET_FPS
+    target_fps: float
     factor: float = 1.0
     _changed: float = 0.0
 
@@ -115,11 +114,12 @@ class LiveStream:
     """One visitor's live state: a FrameStylizer on their network (own flicker reducer), their frame rate and
     their adaptive processing size."""
 
-    def __init__(self, stylizer: Stylizer, size: int, settings: FrameSettings, adaptive: bool = True) -> None:
+    def __init__(self, stylizer: Stylizer, size: int, settings: FrameSettings, target_fps: float | None = None
+                 ) -> None:
         self.stylizer = stylizer
         self.frames = FrameStylizer(stylizer, settings, size)  # the settings are replaced frame by frame
         self.size = size
-        self.adaptive = AdaptiveSize(size) if adaptive else None
+        self.adaptive = AdaptiveSize(size, target_fps) if target_fps else None
         self.rate = FrameRate()
         self.shape: tuple[int, int] | None = None
         self.began: float | None = None  # when the current stream's first frame came

@@ -133,14 +133,17 @@ class DemoOptions:
     # -- live stream ---------------------------------------------------------------------------------------------
     live_size: int = limit(480, 16, 4096, "Live tab: long side in px the camera frames are stylized at, whatever "
                                           "the browser sends", flag=True)
-    live_fps: float = limit(12.0, 0.1, 60, "Live tab: frames per second the browser sends at most (each costs the "
-                                           "browser CPU)", flag=True)
+    live_fps: float = limit(24.0, 0.1, 60, "Live tab: frames per second the browser sends at most (each costs the "
+                                           "browser CPU; a server that cannot keep up drops stale frames)", flag=True)
+    live_min_fps: float = limit(10.0, 0, 60, "Live tab: a stream whose frames take the server longer than this rate "
+                                             "allows is processed smaller (down to half the live size, shown at the "
+                                             "same size; 0: never)", flag=True)
     live_seconds: int = limit(180, 1, 86400, "Live tab: a stream stops after this many seconds", flag=True)
     live_visitors: int = limit(3, 1, 1000, "Live tab: streams served at once; more visitors wait in the queue",
                                flag=True)
     live_waiting: int = waiting(6, "live streams")
     live_per_session: int = per_session(1, "live streams")
-    live_per_client: int = per_client(2, "live streams", hi=100)
+    live_per_client: int = per_client(2, "live streams", hi=100, flag=True)
     live_fair_seconds: float = limit(60.0, 1, 86400, "while others wait for a stream, one older than this is ended "
                                                      "to let them in")
 
