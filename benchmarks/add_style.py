@@ -105,7 +105,7 @@ def gatys_loss(loss, painting: torch.Tensor, held_out: HeldOut, steps: int) -> f
     return total / len(held_out.photos)
 
 
-@register("add-style")
+@register("add-style", headline=False)  # the recipe study against the 378 s legacy recipe: ~25 min
 def bench_add_style(args: argparse.Namespace) -> dict:
     """Leave-one-out add-style, legacy vs fast vs best on three paintings, interleaved per painting."""
     from multistyle.images import load_image

@@ -252,9 +252,9 @@ def bench_live(args: argparse.Namespace) -> dict:
     runs, cap = [], DemoOptions().live_fps
     with tempfile.TemporaryDirectory() as tmp:
         y4m = write_y4m(Path(tmp) / "camera.y4m", frames=120, stamped=True)
-        for size in effort(args, (480, 640), (480,), (64,)):
+        for size in effort(args, (480,), (480,), (64,)):  # 640 px: --live-size, MODEL.md
             for visitors, fps in ((1, cap), (3, cap), (3, LOW_CAP)):
-                runs.append(measure_browser(size, visitors, effort(args, 30, 8, 0), device, y4m, None, fps))
+                runs.append(measure_browser(size, visitors, effort(args, 20, 8, 0), device, y4m, None, fps))
     rows = [[r["size"], r["visitors"], f"{r['fps_cap']:g}", " / ".join(f"{f:.1f}" for f in r["fps_each"]),
              " / ".join("-" if v is None else f"{v:.0f}" for v in r["latency_ms_each"]),
              r["server_cpu_ms_per_frame"], f"{1000 * os.cpu_count() / r['server_cpu_ms_per_frame']:.0f}",

@@ -111,7 +111,7 @@ def best_curve(model, index: int, photo: torch.Tensor, painting: torch.Tensor, l
     return [first] + loss_curve(photo, painting, config, loss, start)[1]
 
 
-@register("refine")
+@register("refine", headline=False)  # the --best study (~80 s), run when named
 def bench_refine(args: argparse.Namespace) -> dict:
     """Best quality in seconds: per stored style at 256 px (``REFINE_STYLES``; MODEL.md has 512 and 1024 px), the default Gatys run (100 L-BFGS iterations over
     the pyramid, from the photo) and ``--best`` (the network, then N refine iterations); figure: the time ``--best``

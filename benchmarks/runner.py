@@ -1,7 +1,8 @@
 """Benchmarks: ``python -m benchmarks NAME|all|gpu [--quick|--smoke] [--json OUT]`` (``--help`` lists the names).
 
 Each prints markdown tables with the machine it ran on; ratios are against a baseline measured in the same run.
-``all`` runs the headline set; the CPU-class matrix (``cpu-matrix``) and the GPU-only ``torchrun`` run when named.
+``all`` runs the headline set; the studies (``add-style`` against the legacy recipe, ``cpu-matrix``, the demo-load
+benches ``hostile`` and ``soak``) and the GPU-only ``torchrun`` run when named.
 Every module beside this one registers its benches into :mod:`benchmarks.kit`; BENCHMARKS.md holds the figures.
 """
 
@@ -81,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         Path(target).write_text(json.dumps(results, indent=2, default=str))
         print(f"results written to {target}")
+    plot_results(results, Path(args.out_dir))
     if "all" in args.which:
-        plot_results(results, Path(args.out_dir))
         print(f"all: {results['wall_s'] / 60:.1f} min")
     return 0
 

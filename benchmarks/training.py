@@ -59,7 +59,7 @@ def bench_gatys(args: argparse.Namespace) -> dict:
 
 # ---- training ----------------------------------------------------------------------------------------------------
 
-@register("train")
+@register("train", headline=False)  # CPU steps/s, a GPU checklist row, run when named
 def bench_train(args: argparse.Namespace) -> dict:
     """Training steps/s and images/s by size, width and precision (fp32; fp16/bf16 autocast on CUDA) on each
     device, through the training loop's own step function."""

@@ -13,4 +13,4 @@ from multistyle.apps.demo.memory import trim_heap
 def test_trim_heap_runs_once_per_interval():
     trim_heap(0.0)  # whatever ran before, this call starts the interval
     assert trim_heap(3600.0) is False  # within the interval: nothing done
-    assert trim_heap(0.0) is True  # glibc's malloc_trim ran
+    assert trim_heap(0.0) is True  # glibc's malloc_trim started

@@ -26,3 +26,12 @@ def test_bench_all_twice_in_one_process_leaves_the_cached_model_alone(tmp_path, 
     # every headline bench printed its table(s), or said why it skipped, both times; the matrix is not among them
     assert out.count("### ") + out.count(": skipped (") >= 2 * len(HEADLINE) and "cpu-matrix" not in HEADLINE
     assert (tmp_path / "1" / "bench.json").is_file() and (tmp_path / "1" / "latency.png").is_file()
+
+
+def test_the_studies_run_when_named(tmp_path, capsys):
+    studies = ["add-style", "refine", "train"]  # at full size 25, 1.5 and 1 min: kept out of `all`'s 10 minutes
+    assert not set(studies) & set(HEADLINE)
+    assert bench.main([*studies, "--smoke", "--out-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "### add-style" in out and "### --best" in out and "### Training throughput" in out
+    assert (tmp_path / "add_style_sheet.jpg").is_file()

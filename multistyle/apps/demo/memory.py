@@ -27,7 +27,8 @@ def _malloc_trim():
 
 
 def trim_heap(every_s: float = 30.0) -> bool:
-    """Return freed heap pages to the system if ``every_s`` seconds have passed since the last time → trimmed."""
+    """Return freed heap pages to the system if ``every_s`` seconds have passed since the last time → started.
+    The trim runs in a thread of its own (on a large heap it takes tens of ms; the caller may be the event loop)."""
     now = time.monotonic()
     with _LOCK:
         if now - _LAST[0] < every_s:
@@ -36,5 +37,5 @@ def trim_heap(every_s: float = 30.0) -> bool:
     trim = _malloc_trim()
     if trim is None:
         return False
-    trim(0)
+    threading.Thread(target=trim, args=(0,), name="multistyle-trim-heap", daemon=True).start()
     return True
