@@ -252,7 +252,7 @@ def bench_live(args: argparse.Namespace) -> dict:
     runs, cap = [], DemoOptions().live_fps
     with tempfile.TemporaryDirectory() as tmp:
         y4m = write_y4m(Path(tmp) / "camera.y4m", frames=120, stamped=True)
-        for size in effort(args, (480,), (480,), (64,)):  # 640 px: --live-size, MODEL.md
+        for size in effort(args, (480,), (480,), (64,)):  # the default --live-size
             for visitors, fps in ((1, cap), (3, cap), (3, LOW_CAP)):
                 runs.append(measure_browser(size, visitors, effort(args, 20, 8, 0), device, y4m, None, fps))
     rows = [[r["size"], r["visitors"], f"{r['fps_cap']:g}", " / ".join(f"{f:.1f}" for f in r["fps_each"]),

@@ -267,8 +267,7 @@ def stylize(image: ImageLike | Sequence[ImageLike], style: StyleSpec = 0, streng
     ``best``: the network, then refine (``refine`` iterations, default ``BEST_STEPS``; with ``seconds``, as many
     as the budget allows). ``seconds``: a wall-clock budget for the whole call (the refine stops when it is spent,
     keeping the best iterate). ``painting`` (taken like ``image``): any painting at once, without training: its
-    zero-shot row (the style mix that matches its Gram statistics, then fitted on the model's loss for about 1.5 s
-    at 64 px; :mod:`multistyle.zero_shot`) replaces ``style``; the model file is unchanged.
+    zero-shot row (the Gram-matched style mix, then fitted ~1.5 s; :mod:`multistyle.zero_shot`) replaces ``style``.
     ``engine``: what runs the network, ``auto`` (measured once per machine), ``torch``, ``openvino`` or
     ``onnxruntime`` (:class:`Stylizer`). Returns the same kind as given (a path gives a PIL image); a list gives a list.
     """
