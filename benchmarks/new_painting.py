@@ -10,7 +10,7 @@ painting not seen before, the 512 px picture included) and a cached call.
 
 Resumable: each painting's rows go to ``OUT_DIR/new_painting.json`` as it ends; a run does the paintings not yet
 there until ``MINUTES`` of work, then prints the table of all of them (run it again to finish; ``--fresh``-like
-restart: delete the file). The contact sheet (painting / blend / fitted / 5 s / 25 s / peer) goes to docs/."""
+restart: delete the file). The contact sheet (painting / blend / fitted / 5 s / 25 s / peer) goes to OUT_DIR."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .kit import DATA, ROOT, effort, register, render, table
+from .kit import DATA, effort, register, render, table
 from .painting_metric import PaintingMetric
 
 PAINTINGS = ("starry_night", "the_scream", "great_wave", "udnie", "mondrian_tableau_2")
@@ -155,7 +155,7 @@ def bench_new_painting(args: argparse.Namespace) -> dict:
         print(f"{name}: done ({time.perf_counter() - began:.0f} s)", flush=True)
     if tiles:
         sheet_name = f"new_painting_sheet{'_from_' + first if resumed else ''}.jpg"  # a resumed run: its own sheet
-        target = out_dir / sheet_name if getattr(args, "smoke", False) else ROOT / "docs" / sheet_name
+        target = out_dir / sheet_name  # never into the checkout: docs/new_painting_sheet.jpg is a curated copy
         save_image(contact_sheet(tiles, columns=1 + len(SHEET)), target)
         print(f"contact sheet (this run's paintings) -> {target}")
     left = [n for n in names if not any(r["painting"] == n for r in done["rows"])]

@@ -87,9 +87,9 @@ class AddStyleConfig:
 
 BEST_SCHEDULE = ((4, 0.03, "lbfgs"), (2, 0.24, "adam"), (1, 0.73, "adam"))
 PRESETS: dict[str, AddStyleConfig] = {
-    # 15 L-BFGS evaluations at 64 px, 100 Adam steps at 128 px, then Adam at 256 px until 5 s. Leave one out on 4
-    # paintings at 512 px (BENCHMARKS.md, "Add-style and new painting"), this 5 s row scores style 0.456 / content
-    # 0.657 against 0.473 / 0.668 for the 25 s row of the 0.2-rate, 12 %-at-128-px recipe; 10 and 25 s buy the
+    # 15 L-BFGS evaluations at 64 px, 100 Adam steps at 128 px, then Adam at 256 px until 5 s. Leave one out on 5
+    # paintings at 512 px (BENCHMARKS.md, "Add-style and new painting"), this 5 s row scores style 0.410 / content
+    # 0.719 against 0.413 / 0.735 for the 25 s row of the 0.2-rate, 12 %-at-128-px recipe; 10 and 25 s buy the
     # model's own loss at 256 px, not a better picture at 512 px
     "fast": AddStyleConfig(time_budget=5.0),
     # 15 / 120 / 365 steps to the end: ~110 s on 2 cores with native bf16; fp32 CPUs (~195 s) stop at 140 s

@@ -226,9 +226,9 @@ def zero_shot_handler(host: DemoHost):
             yield gr.skip()
             return
         with host.jobs.run(session_key(request), FAST, client_of(request)):
-            base, photo = host.visitor_stylizer(session_key(request)), _preview_photo()
+            base, photo, image = host.visitor_stylizer(session_key(request)), _preview_photo(), pil_to_tensor(painting)
             for fit in (False, True):
-                stylizer = zero_shot_stylizer(base, pil_to_tensor(painting), fit=fit)
+                stylizer = zero_shot_stylizer(base, image, fit=fit)
                 weights = style_weights(len(stylizer.names) - 1, stylizer.names)  # its last style: the painting
                 yield tensor_to_uint8(stylizer(photo, weights))
 
