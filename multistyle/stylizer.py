@@ -85,11 +85,11 @@ class Stylizer:
     """A model on a device, ready to stylize tensors (fp16 + channels_last on CUDA).
 
     ``engine`` (:data:`multistyle.engine.CHOICES`): what runs the network — ``auto`` (the engine and precision
-    measured fastest here within the quality tolerance, :func:`multistyle.engine.choose_engine`), ``torch``,
-    ``openvino`` or ``onnxruntime``; :attr:`choice` says which and why. Refine and training always use torch."""
+    measured fastest here within the quality tolerance, :func:`multistyle.engine.choose_engine`), one by name, or
+    an :class:`EngineChoice` resolved before (kept); :attr:`choice` says which and why. Refine, training: torch."""
 
     def __init__(self, model: ModelFile, device: str | torch.device = "auto", half: bool | None = None,
-                 engine: str = "auto") -> None:
+                 engine: str | EngineChoice = "auto") -> None:
         self.model = model
         self.device = pick_device(device)
         check_engine(engine)
@@ -206,11 +206,11 @@ def zero_shot_stylizer(stylizer: Stylizer, painting: ImageLike, fit: bool = True
     from .zero_shot import zero_shot_model
 
     model = zero_shot_model(stylizer.model, painting, device=stylizer.device, fit=fit)
-    key = (id(model), stylizer.choice.engine)
+    key = (id(model), stylizer.choice)
     if key not in _ZERO_SHOT:
         while len(_ZERO_SHOT) >= 4:
             _ZERO_SHOT.pop(next(iter(_ZERO_SHOT)))
-        _ZERO_SHOT[key] = Stylizer(model, stylizer.device, stylizer.half, stylizer.choice.engine)
+        _ZERO_SHOT[key] = Stylizer(model, stylizer.device, stylizer.half, stylizer.choice)  # auto's checked choice
     return _ZERO_SHOT[key]
 
 

@@ -118,12 +118,14 @@ def engine_name(text: str) -> str:
 
 
 def add_engine_argument(p: argparse.ArgumentParser, verbose: bool = True) -> None:
-    """``--engine {auto,torch,openvino,onnxruntime}`` (and, with ``verbose``, ``-v/--verbose`` to print the engine,
-    precision and reason), the same on every command that runs the fast network (:mod:`multistyle.engine`)."""
-    p.add_argument("--engine", type=engine_name, default="auto", metavar="{auto,torch,openvino,onnxruntime}",
+    """``--engine {auto,torch,...}`` (:data:`multistyle.engine.CHOICES`; and, with ``verbose``, ``-v/--verbose`` to
+    print the engine, precision and reason), the same on every command that runs the fast network."""
+    from ..engine import CHOICES
+
+    p.add_argument("--engine", type=engine_name, default="auto", metavar="{" + ",".join(CHOICES) + "}",
                    help="what runs the network: auto (default: the engine and precision measured fastest on this "
-                        "machine without changing the picture, measured once and cached), torch, openvino or "
-                        "onnxruntime")
+                        "machine without changing the picture, measured once and cached) or one of "
+                        + ", ".join(CHOICES[1:]))
     if verbose:
         p.add_argument("-v", "--verbose", action="store_true",
                        help="say which engine and precision run the network, and why")

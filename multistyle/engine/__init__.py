@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 
 import torch
 
@@ -37,24 +38,42 @@ __all__ = ["CHOICES", "ENGINES", "MAX_MEAN_DIFF", "EngineChoice", "EngineError",
 
 MAX_RUNNERS = 12  # compiled graphs kept (a few frame sizes × kinds × models); the oldest goes first
 _RUNNERS: OrderedDict[tuple, Runner] = OrderedDict()
-_LOCK = threading.Lock()
+_COMPILING: dict[tuple, Future] = {}  # keys being compiled now, each by the one thread that asked first
+_LOCK = threading.Lock()  # guards the two tables only; never held while a graph compiles
 
 
 def compiled_runner(net: torch.nn.Module, kind: str, shape: tuple[int, ...], choice: EngineChoice,
                     key: str | None = None, threads: int | None = None) -> Runner:
     """The runner of graph ``kind`` for ``net`` at ``shape`` on ``choice``'s engine and precision, compiled on
     first use and cached. ``key``: ``fingerprint(net)`` when the caller keeps it (hashing the weights costs a few
-    ms); ``threads``: the engine's thread count (default: torch's)."""
+    ms); ``threads``: the engine's thread count (default: torch's). A graph compiles once per key, outside the
+    lock: callers wanting the same key wait for that compile, every other key (a stream at another size) goes on."""
     key = key or fingerprint(net)
     spec = RunnerSpec(choice.engine, choice.precision, kind, tuple(int(s) for s in shape),
                       threads or torch.get_num_threads())
+    entry = (key, spec)
     with _LOCK:
-        runner = _RUNNERS.get((key, spec))
+        runner = _RUNNERS.get(entry)
         if runner is not None:
-            _RUNNERS.move_to_end((key, spec))
+            _RUNNERS.move_to_end(entry)
             return runner
+        pending = _COMPILING.get(entry)
+        mine = pending is None
+        if mine:
+            pending = _COMPILING[entry] = Future()
+    if not mine:
+        return pending.result()  # the first asker's runner, or its error
+    try:
         runner = build_runner(net, spec, key)
-        _RUNNERS[(key, spec)] = runner
+    except BaseException as exc:
+        with _LOCK:
+            del _COMPILING[entry]
+        pending.set_exception(exc)
+        raise
+    with _LOCK:
+        _RUNNERS[entry] = runner
         while len(_RUNNERS) > MAX_RUNNERS:
             _RUNNERS.popitem(last=False)
-        return runner
+        del _COMPILING[entry]
+    pending.set_result(runner)
+    return runner

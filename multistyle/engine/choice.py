@@ -1,13 +1,15 @@
-"""Which engine and precision run the network on this machine: ``--engine torch|openvino|onnxruntime`` as asked,
+"""Which engine and precision run the network on this machine: ``--engine`` one of :data:`ENGINES` as asked,
 or ``auto``: every installed candidate timed once on a real photo at 640×480 against torch fp32, the fastest whose
 picture stays within :data:`MAX_MEAN_DIFF` of it, kept in ``cache_dir()/engine.json`` with its reason (``-v``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -15,7 +17,8 @@ import torch
 from ..paths import atomic_write, cache_dir
 from ..precision import bf16_autocast_native, machine_key
 from .graph import style_affine
-from .runners import ENGINES, EngineError, RunnerSpec, build_runner, engine_module, engine_version, installed
+from .runners import (ENGINES, OPTIONAL, PRECISIONS, EngineError, RunnerSpec, build_runner, engine_module,
+                      engine_version, installed)
 
 CHOICES = ("auto", *ENGINES)
 MAX_MEAN_DIFF = 0.005  # mean |engine - torch fp32| on 0..1 a candidate may differ by (bf16 measures ~0.0023)
@@ -37,21 +40,25 @@ class EngineChoice:
         return f"{self.engine} {self.precision}"
 
 
-def check_engine(requested: str) -> str:
-    """``requested`` if it is one of :data:`CHOICES` and, when an optional engine is named, installed; else
-    :class:`EngineError` (one line: the CLI exits 2)."""
+def check_engine(requested: str | EngineChoice) -> str | EngineChoice:
+    """``requested`` if it is one of :data:`CHOICES` and, when an optional engine is named, installed (or an
+    already resolved :class:`EngineChoice`); else :class:`EngineError` (one line: the CLI exits 2)."""
+    if isinstance(requested, EngineChoice):
+        return requested
     if requested not in CHOICES:
         raise EngineError(f"engine must be one of {', '.join(CHOICES)}, not {requested!r}")
-    if requested not in ("auto", "torch"):
+    if requested in OPTIONAL:
         engine_module(requested)
     return requested
 
 
-def choose_engine(requested: str = "auto", device: torch.device | str = "cpu",
+def choose_engine(requested: str | EngineChoice = "auto", device: torch.device | str = "cpu",
                   net: torch.nn.Module | None = None) -> EngineChoice:
     """The engine for ``net`` on ``device``: as ``requested``, or for ``auto`` the measured choice (CPU only; CUDA
-    and other devices run torch). A named optional engine takes bf16 where the CPU computes it natively."""
-    check_engine(requested)
+    and other devices run torch). A named optional engine takes bf16 where the CPU computes it natively. An
+    :class:`EngineChoice` (one resolved before, e.g. ``auto``'s measured one) is kept as it is."""
+    if isinstance(check_engine(requested), EngineChoice):
+        return requested
     device = torch.device(device)
     if requested == "torch":
         return EngineChoice("torch", "fp32", "torch eager, as asked (--engine torch)")
@@ -61,7 +68,7 @@ def choose_engine(requested: str = "auto", device: torch.device | str = "cpu",
         return EngineChoice("torch", "fp32", f"the network runs on {device}: torch")
     if requested != "auto":
         native = bf16_autocast_native("cpu")
-        precision = "bf16" if requested == "openvino" and native.bf16 else "fp32"
+        precision = "bf16" if "bf16" in PRECISIONS[requested] and native.bf16 else "fp32"
         return EngineChoice(requested, precision, f"{requested} as asked (--engine {requested}); {precision}: "
                             f"{native.reason}")
     if net is None:
@@ -72,14 +79,9 @@ def choose_engine(requested: str = "auto", device: torch.device | str = "cpu",
 def candidates() -> list[tuple[str, str]]:
     """(engine, precision) pairs to time here: torch fp32, each installed optional engine in fp32, and OpenVINO
     bf16 only where the CPU computes bf16 natively (:func:`multistyle.precision.bf16_autocast_native`)."""
-    pairs = [("torch", "fp32")]
-    if installed("onnxruntime"):
-        pairs.append(("onnxruntime", "fp32"))
-    if installed("openvino"):
-        pairs.append(("openvino", "fp32"))
-        if bf16_autocast_native("cpu").bf16:
-            pairs.append(("openvino", "bf16"))
-    return pairs
+    bf16 = bf16_autocast_native("cpu").bf16
+    return [(engine, precision) for engine in ENGINES if installed(engine)
+            for precision in PRECISIONS[engine] if precision != "bf16" or bf16]
 
 
 def _probe_photo() -> np.ndarray:
@@ -144,24 +146,54 @@ def _arch(net: torch.nn.Module) -> str:
     return f"{type(net).__name__} {json.dumps(params, sort_keys=True)}"
 
 
-def measured_choice(net: torch.nn.Module) -> EngineChoice:
-    """The ``auto`` choice for ``net``'s architecture on this machine: from ``cache_dir()/engine.json`` (keyed by
-    :func:`multistyle.precision.machine_key`: CPU, ISA caps, torch, threads; plus the installed engines'
-    versions), else measured now (a few seconds, once) and written there."""
-    pairs = candidates()
-    versions = ", ".join(engine_version(e) for e in ENGINES[1:] if installed(e))
-    path, key = cache_dir() / "engine.json", machine_key(f"engine {_arch(net)} [{versions or 'torch only'}]")
+def _read(path: Path) -> dict:
     try:
         cache = json.loads(path.read_text())
     except (OSError, ValueError):
-        cache = {}
-    record = cache.get(key)
-    if not (isinstance(record, dict) and set(record.get("ms", {})) <= {f"{e} {p}" for e, p in pairs}
-            and "torch fp32" in record.get("ms", {})):
-        record = cache[key] = measure(net, pairs)
-        try:
-            atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(cache, indent=1)))
-        except OSError:
-            pass  # a read-only cache: measure again next time
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def cached_record(path: Path, key: str, valid: Callable[[object], bool], compute: Callable[[], dict]) -> dict:
+    """``path``'s JSON entry ``key`` if ``valid``, else ``compute()`` stored there: the read-modify-write holds
+    ``PATH.lock`` (a :class:`filelock.FileLock`, so processes sharing the cache keep each other's entries and
+    measure once) and writes atomically. A cache that cannot be written: computed, not stored."""
+    from filelock import FileLock
+
+    record = _read(path).get(key)
+    if valid(record):
+        return record
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{path}.lock")
+        lock.acquire()
+    except OSError:
+        return compute()  # a read-only cache: measure again next time
+    try:
+        cache = _read(path)  # as it is now, under the lock: another process may have added to it
+        record = cache.get(key)
+        if not valid(record):
+            record = cache[key] = compute()
+            with contextlib.suppress(OSError):
+                atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(cache, indent=1)))
+        return record
+    finally:
+        lock.release()
+
+
+def measured_choice(net: torch.nn.Module) -> EngineChoice:
+    """The ``auto`` choice for ``net``'s architecture on this machine: from ``cache_dir()/engine.json`` (keyed by
+    :func:`multistyle.precision.machine_key`: CPU, ISA caps, torch, threads; plus the installed engines'
+    versions), else measured now (a few seconds, once) and written there (:func:`cached_record`)."""
+    pairs = candidates()
+    names = {f"{e} {p}" for e, p in pairs}
+    versions = ", ".join(engine_version(e) for e in OPTIONAL if installed(e))
+    key = machine_key(f"engine {_arch(net)} [{versions or 'torch only'}]")
+
+    def valid(record: object) -> bool:
+        return (isinstance(record, dict) and isinstance(record.get("ms"), dict) and set(record["ms"]) <= names
+                and "torch fp32" in record["ms"])
+
+    record = cached_record(cache_dir() / "engine.json", key, valid, lambda: measure(net, pairs))
     chosen = pick(record)
     return EngineChoice(*chosen, explain(record, chosen))

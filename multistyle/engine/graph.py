@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.metadata
+import inspect
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from ..paths import atomic_write, cache_dir
 # float NCHW RGB in and out; uint8 HWC BGR in and out (+ strength); the same in RGB
 KINDS = ("image", "frame", "rgb8")
 OPSET = 17
+GRAPH_FORMAT = 2  # bump when what a graph file computes changes in a way the code hash below would not see
 
 
 class _FedNorm(ConditionalInstanceNorm):
@@ -126,11 +130,44 @@ DYNAMIC_AXES = {"image": {"image": {0: "batch", 2: "height", 3: "width"}, "affin
 DYNAMIC_AXES["rgb8"] = DYNAMIC_AXES["frame"]
 
 
+@lru_cache(maxsize=None)
+def _code_hash(*modules: str) -> str:
+    """A hash of the source of ``modules`` (this graph code, the network's classes)."""
+    import sys
+
+    digest = hashlib.sha1()
+    for name in modules:
+        try:
+            digest.update(inspect.getsource(sys.modules[name]).encode())
+        except (KeyError, OSError, TypeError):
+            digest.update(name.encode())
+    return digest.hexdigest()[:10]
+
+
+@lru_cache(maxsize=None)
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
+def graph_version(net: torch.nn.Module) -> str:
+    """What a graph file depends on besides the weights: multistyle's version, :data:`GRAPH_FORMAT`, the opset,
+    the exporter's (torch) version and a hash of the graph and network code. Part of every graph file's name, so an
+    upgrade never runs a graph another version exported. (The engines compile the file in memory, each time: their
+    own versions key the measured choice, :func:`multistyle.engine.choice.measured_choice`.)"""
+    code = _code_hash(__name__, ConditionalInstanceNorm.__module__, type(net).__module__)
+    tag = f"{_package_version('multistyle')} {GRAPH_FORMAT} {OPSET} {torch.__version__} {code}"
+    return hashlib.sha1(tag.encode()).hexdigest()[:10]
+
+
 def onnx_graph(net: torch.nn.Module, kind: str, key: str | None = None) -> Path:
     """The ONNX file of graph ``kind`` for ``net`` (dynamic size; batch too for "image"), exported once per
-    fingerprint into ``cache_dir()/engine`` (atomic write) and reused by every engine and frame size."""
+    fingerprint and :func:`graph_version` into ``cache_dir()/engine`` (atomic write) and reused by every engine and
+    frame size."""
     key = key or fingerprint(net)
-    path = cache_dir() / "engine" / f"{type(net).__name__}-{key}-{kind}.onnx"
+    path = cache_dir() / "engine" / f"{type(net).__name__}-{key}-{graph_version(net)}-{kind}.onnx"
     if path.is_file():
         return path
     module = graph_module(net, kind).eval()

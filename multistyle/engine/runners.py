@@ -14,9 +14,6 @@ import torch
 from ..errors import MultistyleError
 from .graph import affine_width, graph_module, onnx_graph
 
-ENGINES = ("torch", "openvino", "onnxruntime")
-PRECISIONS = {"torch": ("fp32",), "openvino": ("fp32", "bf16"), "onnxruntime": ("fp32",)}
-INSTALL = {"openvino": "pip install openvino", "onnxruntime": "pip install onnxruntime"}
 
 
 class EngineError(MultistyleError):
@@ -28,7 +25,7 @@ def engine_module(engine: str):
     try:
         return importlib.import_module(engine)
     except ImportError:
-        raise EngineError(f"engine {engine} is not installed here ({INSTALL[engine]}); "
+        raise EngineError(f"engine {engine} is not installed here (pip install {engine}); "
                           "use --engine auto or torch") from None
 
 
@@ -78,7 +75,7 @@ class OpenVinoRunner:
     """The ONNX graph compiled by OpenVINO's CPU plugin for a static shape, f32 or bf16, latency-first."""
 
     def __init__(self, net: torch.nn.Module, spec: RunnerSpec, key: str | None = None) -> None:
-        ov = engine_module("openvino")
+        ov = engine_module(spec.engine)
         self.spec = spec
         core = ov.Core()
         model = core.read_model(str(onnx_graph(net, spec.kind, key)))
@@ -103,7 +100,7 @@ class OnnxRuntimeRunner:
     """The ONNX graph in an ONNX Runtime CPU session (fp32, all graph optimisations)."""
 
     def __init__(self, net: torch.nn.Module, spec: RunnerSpec, key: str | None = None) -> None:
-        ort = engine_module("onnxruntime")
+        ort = engine_module(spec.engine)
         self.spec = spec
         options = ort.SessionOptions()
         options.intra_op_num_threads = spec.threads
@@ -118,7 +115,14 @@ class OnnxRuntimeRunner:
 
 
 Runner = TorchRunner | OpenVinoRunner | OnnxRuntimeRunner
-_CLASSES = {"torch": TorchRunner, "openvino": OpenVinoRunner, "onnxruntime": OnnxRuntimeRunner}
+# THE engine table, the one place engine names are written: each engine, its runner and the precisions it runs.
+# torch is the reference and always there; the others are optional packages of the same name (pip install NAME).
+_TABLE = {"torch": (TorchRunner, ("fp32",)), "openvino": (OpenVinoRunner, ("fp32", "bf16")),
+          "onnxruntime": (OnnxRuntimeRunner, ("fp32",))}
+ENGINES = tuple(_TABLE)
+OPTIONAL = ENGINES[1:]
+PRECISIONS = {engine: precisions for engine, (_, precisions) in _TABLE.items()}
+_CLASSES = {engine: cls for engine, (cls, _) in _TABLE.items()}
 
 
 def build_runner(net: torch.nn.Module, spec: RunnerSpec, key: str | None = None) -> Runner:

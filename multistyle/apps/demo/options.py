@@ -16,8 +16,9 @@ import os
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
+from ...engine import CHOICES as ENGINES  # auto and every engine, as the engine layer names them
+
 MB = 1024 * 1024
-ENGINES = ("auto", "torch", "openvino", "onnxruntime")
 
 
 def limit(default: float, lo: float, hi: float, reason: str, flag: bool = False):
@@ -42,9 +43,9 @@ def per_session(default: int, what: str, note: str = ""):
 
 
 def per_client(default: int, what: str, hi: int = 1000, flag: bool = False):
-    """A lane's cap per client address, shared by all its sessions."""
-    return limit(default, 1, hi, f"{what} one client address may have queued or running, over all its sessions",
-                 flag=flag)
+    """A lane's cap per client address, shared by all its sessions: it binds only while another address waits."""
+    return limit(default, 1, hi, f"{what} one client address may run at once, over all its sessions, while another "
+                                 "address waits (alone, an address may use every worker but one)", flag=flag)
 
 
 @dataclass
@@ -64,8 +65,10 @@ class DemoOptions:
     trusted_proxy: str | None = setting(
         None, "address of a reverse proxy in front of this server: requests from it are counted by the client "
               "address it reports in X-Forwarded-For (without it the header is ignored)", flag=True)
-    client_burst: int = limit(20, 1, 10_000, "queue joins one client address may make per second", flag=True)
-    client_per_minute: int = limit(600, 1, 1_000_000, "queue joins one client address may make per minute")
+    client_burst: int = limit(60, 1, 10_000, "queue joins one client address may make per second (a class of 30 "
+                                             "behind one address, each moving a slider, stays within it; a script "
+                                             "retrying refused joins does not)", flag=True)
+    client_per_minute: int = limit(2400, 1, 1_000_000, "queue joins one client address may make per minute")
 
     # -- sessions (ours, not Gradio's: sessions.SessionRegistry) ------------------------------------------------
     max_sessions: int = limit(100, 1, 100_000, "visitors holding added styles or a live stream at once (each up to "
@@ -105,15 +108,16 @@ class DemoOptions:
     gatys_max_size: int = limit(1024, 64, 8192, "long side of a Gatys/refine result (VGG memory grows with its "
                                                 "square)")
     gatys_max_steps: int = limit(500, 1, 100_000, "iterations one Gatys job may ask for")
-    slow_waiting: int = waiting(4, "slow jobs", lo=0, note=" (a client over its share is refused, never a newcomer)")
+    slow_waiting: int = waiting(4, "slow jobs", lo=0, note=" (full, the address holding the most is refused, never a newcomer)")
     slow_per_session: int = per_session(1, "slow jobs")
     slow_per_client: int = per_client(2, "slow jobs", hi=100, flag=True)
 
     # -- fast jobs (Stylize previews, zero-shot previews) ----------------------------------------------------------
     stylize_max_size: int = limit(2048, 64, 8192, "long side of a Stylize result")
-    fast_workers: int = limit(3, 1, 64, "previews computed at once: one more than a client's cap, so a slot is "
-                                        "always free for another client")
-    fast_waiting: int = waiting(16, "previews")
+    fast_workers: int = limit(3, 1, 64, "previews computed at once; one address may use all but one, so a "
+                                        "newcomer's preview starts at once")
+    fast_waiting: int = waiting(64, "previews", note=" (a crowd of 30 behind one address and a flood of 24 "
+                                                      "sessions fit; full, the address holding the most is refused)")
     fast_per_session: int = per_session(2, "previews", note=" (the page sends one running plus the latest pending)")
     fast_per_client: int = per_client(2, "previews", flag=True)
 
