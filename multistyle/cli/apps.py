@@ -14,19 +14,24 @@ pick a bundled one; the result follows the controls), Best quality (Gatys) and A
 http://127.0.0.1:7860 by default; --share makes a public Gradio link.
 
 Safe to share (README, "The demo page"): a style a visitor adds stays in that visitor's session unless you run with
---save-styles (refused on a public address or with --share unless --save-styles-public); each client address has
-its share of each lane however many sessions it opens (--fast-per-client, --slow-per-client; the lanes serve
-clients in turn), and a rate (--client-burst); slow jobs stop at their time budget; uploads are checked by their
-header before decoding; sessions are ours (--max-sessions) and their files go when they end. Behind a reverse
-proxy, name it with --trusted-proxy so clients are told apart by the address it reports. There is no login unless
-you give --auth USER:PASSWORD (for a private page)."""
+--save-styles (refused on a public address or with --share unless --save-styles-public).{policy}
+Slow jobs stop at their time budget; uploads are checked by their header before decoding; sessions are ours
+(--max-sessions) and their files go when they end. With --share, visitors are told apart by the address Gradio's
+tunnel reports (it connects from loopback); behind a reverse proxy of your own, name it with --trusted-proxy. There
+is no login unless you give --auth USER:PASSWORD (for a private page)."""
 
 
 def demo_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The demo's options (shared by ``multistyle demo`` and ``apps/demo.py``): where it listens, the login, the
     model, and every limit that has a flag in :class:`multistyle.apps.demo.DemoOptions` (its reason is the help)."""
+    import textwrap
+
+    from ..apps.demo.clients import POLICY
     from ..apps.demo.options import add_arguments
 
+    if p.description and "{policy}" in p.description:  # the fair-share policy, as the demo's clients module says it
+        policy = textwrap.fill(POLICY, 116, break_on_hyphens=False)
+        p.description = p.description.replace("{policy}", f"\n{policy}\n")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for your network)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", action="store_true", help="create a public gradio.live link")

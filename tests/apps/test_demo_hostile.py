@@ -5,14 +5,18 @@ address (127.0.0.2, 127.0.0.3 …). Budgets and sizes are small so the module st
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -23,7 +27,7 @@ from conftest import ROOT, wait_for
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from benchmarks.demo_clients import big_png, inline, raw_call
+from benchmarks.demo_clients import big_png, inline, raw_call, stylize_args
 from benchmarks.kit import free_port
 from benchmarks.kit import rss_mb as process_rss
 from multistyle.apps.demo.sessions import FOLDER_PREFIX
@@ -311,13 +315,15 @@ def gatys_job(photo: Path) -> list:
     return [inline(photo.read_bytes(), "image/png"), inline(SCREAM.read_bytes()), 64, 500, False]
 
 
-def test_one_client_gets_its_share_however_many_sessions_it_opens(server, photo):
-    """Client A (127.0.0.2) sends Gatys jobs from 4 sessions: 2 are admitted (its address's cap), 2 refused with
-    one plain sentence; client B (127.0.0.3) is admitted and served before A's second job (clients in turn)."""
+def test_one_client_alone_may_fill_the_slow_lane_and_a_newcomer_still_gets_in(server, photo):
+    """Client A (127.0.0.2) sends Gatys jobs from 4 sessions to a slow lane with room for 2 waiting: alone, 3 are
+    admitted (the worker and the room) and the fourth refused with one plain sentence (A holds the most); client
+    B (127.0.0.3) then joins the full room: admitted, A's newest waiting job gives up its place, and B is served
+    before A's second job (clients in turn)."""
     url, app, _ = server
     host = app.multistyle_host
     index, job = fn_index(app, "gatys"), gatys_job(photo)
-    host.options.gatys_seconds = 2
+    host.options.gatys_seconds, host.options.slow_waiting = 2, 2
     finished: dict[str, float] = {}
 
     def call(name: str, source: str):
@@ -327,20 +333,79 @@ def test_one_client_gets_its_share_however_many_sessions_it_opens(server, photo)
 
     try:
         with ThreadPoolExecutor(5) as pool:
-            a = [pool.submit(call, f"a{i}", "127.0.0.2") for i in range(4)]
-            assert wait_for(lambda: sum(f.done() for f in a) == 2, 30)  # the two over A's cap, refused at once
+            a = []
+            for i in range(3):
+                a.append(pool.submit(call, f"a{i}", "127.0.0.2"))
+                assert wait_for(lambda n=i + 1: held(app, "slow", "127.0.0.2") >= n, 30)
+            a.append(pool.submit(call, "a3", "127.0.0.2"))
+            assert wait_for(lambda: a[3].done(), 30)  # the room is full and A holds the most: refused at once
             b = pool.submit(call, "b", "127.0.0.3")
             outcomes = [f.result(timeout=120) for f in a] + [b.result(timeout=120)]
     finally:
-        host.options.gatys_seconds = GATYS_SECONDS
-    refused = [out for status, out in outcomes if status == 400]
-    assert len(refused) == 2 and outcomes[-1][0] == 200 and not isinstance(outcomes[-1][1], str), outcomes
+        host.options.gatys_seconds, host.options.slow_waiting = GATYS_SECONDS, 4
+    refused = [out for status, out in outcomes if status == 400 or isinstance(out, str)]
+    assert outcomes[3][0] == 400 and outcomes[-1][0] == 200 and not isinstance(outcomes[-1][1], str), outcomes
+    assert len(refused) == 2 and isinstance(outcomes[2][1], str), outcomes  # a3 refused, a2 made room for B
     for reason in refused:
-        assert reason.startswith("Your address already has 2 slow jobs") and reason.count(".") == 1, reason
-        assert "try again" in reason and "\n" not in reason
-    served = sorted((t, name) for name, t in finished.items() if name in {"b"} | {f"a{i}" for i in range(4)})
-    a_served = [name for (status, _), name in zip(outcomes, ["a0", "a1", "a2", "a3"]) if status == 200]
-    assert finished["b"] < max(finished[name] for name in a_served), served  # B did not wait for both of A's
+        assert reason.startswith("The page is busy") and "holds the most" in reason, reason
+        assert reason.count(".") == 1 and "try again" in reason and "\n" not in reason
+    assert finished["b"] < finished["a1"], finished  # B did not wait for both of A's
+
+
+def test_a_crowd_behind_one_address_is_not_refused_while_the_page_is_idle(server, photo):
+    """12 visitors behind one address (a class behind one router), each with a page of their own asking for two
+    previews in a row: every call is served (the old cap of 2 per address refused 10 of the first 12)."""
+    url, app, _ = server
+    index, image = fn_index(app, "stylize"), inline(photo.read_bytes(), "image/png")
+
+    def visitor(i: int) -> list:
+        return [raw_call(url, index, stylize_args(image, 128), session=f"pupil{i}", source="127.0.0.6")
+                for _ in range(2)]
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = [o for calls in pool.map(visitor, range(12)) for o in calls]
+    assert all(status == 200 and not isinstance(out, str) for status, out in outcomes), outcomes
+
+
+def test_a_flood_from_one_address_does_not_lock_out_another(server, photo):
+    """Client A floods previews from 10 sessions into a lane with room for 3 waiting; client B's previews are all
+    served (a full room refuses the address holding the most, so B's join takes one of A's places)."""
+    url, app, _ = server
+    host = app.multistyle_host
+    index, image = fn_index(app, "stylize"), inline(photo.read_bytes(), "image/png")
+    stop, flood = threading.Event(), []
+
+    def flooder() -> None:
+        while not stop.is_set():
+            flood.append(raw_call(url, index, stylize_args(image, 256), source="127.0.0.7"))
+            time.sleep(0.05 if flood[-1][0] != 200 else 0)  # refused: ask again soon, as a script would
+
+    host.options.fast_waiting = 3
+    try:
+        with ThreadPoolExecutor(11) as pool:
+            for _ in range(10):
+                pool.submit(flooder)
+            assert wait_for(lambda: waiting_in(app, "fast") >= 3, 30)  # A fills the room
+            mine = [raw_call(url, index, stylize_args(image, 128), source="127.0.0.8") for _ in range(3)]
+            stop.set()
+    finally:
+        host.options.fast_waiting = 64
+    assert all(status == 200 and not isinstance(out, str) for status, out in mine), mine
+    assert flood and all(status in (200, 400) for status, _ in flood)
+
+
+def held(app, lane: str, client: str) -> int:
+    """Events of ``client`` waiting or running in ``lane``."""
+    from multistyle.apps.demo.guard import _events, event_client
+
+    waiting, running = _events(app._queue, lane)
+    return sum(1 for e in waiting + running if event_client(e) == client)
+
+
+def waiting_in(app, lane: str) -> int:
+    from multistyle.apps.demo.guard import waiting
+
+    return waiting(app._queue, lane)
 
 
 def test_fair_order_serves_clients_in_turn():
@@ -350,6 +415,29 @@ def test_fair_order_serves_clients_in_turn():
     waiting = ["a1", "a2", "a3", "b1", "c1", "b2"]
     order = fair_order(waiting, lambda e: e[0], lambda client: {"a": 1}.get(client, 0))
     assert order == ["b1", "c1", "a1", "b2", "a2", "a3"]
+    # inside an address, its sessions in turn: session x's second event waits behind y's and z's first
+    crowd = ["ax1", "ax2", "ay1", "az1", "b1"]
+    order = fair_order(crowd, lambda e: e[0], lambda c: 0, lambda e: e[1])
+    assert order == ["ax1", "b1", "ay1", "az1", "ax2"]
+    # within a round, the client served longest ago goes first (a was just served, b never)
+    assert fair_order(["a1", "b1"], lambda e: e[0], lambda c: 0, served=lambda k: {"a": 5}.get(k, -1)) == ["b1", "a1"]
+
+
+def test_pick_keeps_a_worker_for_a_newcomer_and_caps_bind_only_under_contention():
+    """One address alone takes every worker but the last; the last goes to an address with nothing running; a
+    client at its cap gives way only while another waits."""
+    from collections import Counter
+
+    from multistyle.apps.demo.clients import heaviest, pick
+
+    owner = lambda e: e[0]  # noqa: E731
+    assert pick(["a1", "a2"], owner, Counter(a=2), workers=4, busy=2, per_client=2) == 0  # alone: over its cap
+    assert pick(["a1", "a2"], owner, Counter(a=3), workers=4, busy=3, per_client=2) is None  # the last: kept
+    assert pick(["a1", "b1"], owner, Counter(a=3), workers=4, busy=3, per_client=2) == 1  # ... for a newcomer
+    assert pick(["a1", "b1"], owner, Counter(a=2, b=1), workers=8, busy=3, per_client=2) == 1  # a at its cap
+    assert heaviest(Counter(a=5, b=1), {"a", "b"}, "b") == "a"  # b joins a full room: a gives up a place
+    assert heaviest(Counter(a=5, b=1), {"a", "b"}, "a") is None  # a joins: a is refused
+    assert heaviest(Counter(a=5), {"a"}, "c") == "a"  # a newcomer is never the one refused
 
 
 def test_a_clients_rate_is_limited_with_a_plain_sentence():
@@ -387,6 +475,83 @@ def test_forwarded_for_counts_only_behind_the_trusted_proxy(server, photo, tmp_p
         assert set(clients_seen(proxied_url, proxied, "127.0.0.3")) == {"127.0.0.3"}
     finally:
         proxied.close()
+
+
+class Tunnel(BaseHTTPRequestHandler):
+    """Stands in for Gradio's share tunnel (frp): forwards a POST from loopback, the incoming X-Forwarded-For with
+    the visitor's address appended (what frp's ``SetXForwarded`` does)."""
+
+    target = ""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers["content-length"]))
+        forwarded = ", ".join(filter(None, [self.headers.get("x-forwarded-for"), self.client_address[0]]))
+        answer = httpx.post(self.target + self.path, content=body, timeout=30,
+                            headers={"content-type": "application/json", "x-forwarded-for": forwarded})
+        self.send_response(answer.status_code)
+        self.send_header("content-length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def clients_recorded(app) -> list[str]:
+    """Record the client of every queue join the server sees (wrapping the admission's push)."""
+    from multistyle.apps.demo.clients import client_of
+
+    seen, original = [], app._queue.push
+
+    async def push(body, request, username):
+        seen.append(client_of(request))
+        return await original(body=body, request=request, username=username)
+
+    app._queue.push = push
+    return seen
+
+
+def join(url: str, index: int, source: str, forwarded: str) -> int:
+    body = json.dumps({"data": [], "fn_index": index, "session_hash": uuid.uuid4().hex[:11], "trigger_id": None})
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=30) as client:
+        return client.post(url + "gradio_api/queue/join", content=body, headers={
+            "content-type": "application/json", "x-forwarded-for": forwarded}).status_code
+
+
+def test_share_mode_trusts_the_tunnels_header_from_loopback_only(server, tmp_path_factory, monkeypatch):
+    """With --share (Gradio's tunnel faked: no network), a join through a loopback proxy that appends the visitor's
+    address counts as that visitor, whatever the visitor forged; the header from another address (127.0.0.2) is
+    ignored; without --share the same proxy's header is ignored too."""
+    import gradio.networking
+
+    from multistyle.apps.demo import DemoOptions, build_app, launch
+
+    monkeypatch.setattr(gradio.networking, "setup_tunnel", lambda **kwargs: "https://stand-in.gradio.live")
+    options = DemoOptions(device="cpu", user_model=tmp_path_factory.mktemp("share") / "m.safetensors", threads=1)
+    shared = build_app(options=options, temp_parent=str(tmp_path_factory.mktemp("share-tmp")))
+    port = free_port()
+    launch(shared, "127.0.0.1", port, share=True, block=False)
+    tunnel = ThreadingHTTPServer(("127.0.0.1", 0), Tunnel)
+    threading.Thread(target=tunnel.serve_forever, daemon=True).start()
+    proxy = f"http://127.0.0.1:{tunnel.server_address[1]}/"
+    try:
+        Tunnel.target = f"http://127.0.0.1:{port}"
+        seen = clients_recorded(shared)
+        index = fn_index(shared, "after_add")
+        assert join(proxy, index, "127.0.0.5", "6.6.6.6") == 200  # a visitor through the tunnel, forging
+        assert join(f"http://127.0.0.1:{port}/", index, "127.0.0.2", "10.9.9.9") == 200  # not from loopback
+        assert seen == ["127.0.0.5", "127.0.0.2"], seen
+        url, app, _ = server  # no --share, no --trusted-proxy: the tunnel's header counts for nothing
+        push = app._queue.push
+        Tunnel.target, seen = url.rstrip("/"), clients_recorded(app)
+        try:
+            assert join(proxy, fn_index(app, "after_add"), "127.0.0.5", "6.6.6.6") == 200
+        finally:
+            app._queue.push = push
+        assert seen == ["127.0.0.1"], seen
+    finally:
+        tunnel.shutdown()
+        shared.close()
 
 
 def test_sessions_past_the_cap_free_their_state(tmp_path):

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ...errors import MultistyleError
-from .clients import proxy_environment
+from .clients import proxy_environment, trusted_addresses
 from .errors import guard_components, log, setup_logging
 from .guard import Admission, BodyLimit, waiting
 from .host import DemoHost
@@ -89,7 +89,7 @@ def launch(app, host: str = "127.0.0.1", port: int | None = None, share: bool = 
     check_launch(options, host, share)
     limit = int(options.max_request_mb * MB)
     log.info("serving with limits %s", options.describe())
-    with proxy_environment(options.trusted_proxy):
+    with proxy_environment(trusted_addresses(options.trusted_proxy, share)):  # --share: the tunnel's header
         return app.launch(server_name=host, server_port=port, share=share, max_file_size=limit,
                           prevent_thread_lock=not block, show_error=False, quiet=not block, auth=auth,
                           state_session_capacity=options.gradio_sessions,

@@ -1,23 +1,34 @@
-"""Who a request comes from, and each client's fair share of a lane.
+"""Who a request comes from, and the fair-share policy of a lane.
 
-A client is the address its connection comes from; only behind a proxy the host names (``--trusted-proxy``, off by
-default) is it the address that proxy reports in ``X-Forwarded-For``. Uvicorn reads that header for us, for the
-trusted proxy alone (:func:`proxy_environment`); without ``--trusted-proxy`` it trusts nobody, so a client on the
-server's own host cannot claim another address either.
+A client is the address its connection comes from. Only behind a proxy the host names (``--trusted-proxy``) or,
+with ``--share``, behind Gradio's tunnel (it connects from loopback) is it the address the proxy reports in
+``X-Forwarded-For``. Uvicorn reads that header for us, for the trusted addresses alone (:func:`trusted_addresses`,
+:func:`proxy_environment`); otherwise it trusts nobody, so a client on the server's own host cannot claim another
+address either.
 
-:class:`ClientRate` is the rate/burst part: ``limits``' sliding-window counter per client (two counters per client
-and window, so its memory stays small however a client sends). :func:`fair_order` is the round-robin: a lane's
-waiting room serves clients in turn, however many sessions each has."""
+The policy (:data:`POLICY`, also in ``multistyle demo --help``) is work-conserving: :func:`fair_order` serves a
+lane's waiting room by address in turn and, inside an address, by session in turn; :func:`pick` starts the next
+event (a client's cap binds only while another address waits, and one worker is kept for an address with nothing
+running); :func:`heaviest` names whom a full waiting room refuses. :class:`ClientRate` is the rate/burst part:
+``limits``' sliding-window counter per client (two counters per client and window, so its memory stays small
+however a client sends)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 from typing import Callable, Iterator, Sequence
 
 from .options import DemoOptions
 
 UNKNOWN = "unknown"
+LOOPBACK = "127.0.0.1,::1"
+POLICY = ("Each lane serves client addresses in turn, and inside an address its sessions in turn; an address alone "
+          "may use the whole page (every worker but one, kept for a newcomer), and its caps (--fast-per-client, --slow-per-client, --live-per-client) bind "
+          "only while another address waits. A full waiting room refuses the address holding the most in it, "
+          "never a newcomer, and each address has a rate (--client-burst) a paced crowd stays within and a flood "
+          "does not.")
 
 
 def client_of(request) -> str:
@@ -26,12 +37,26 @@ def client_of(request) -> str:
     return getattr(client, "host", None) or UNKNOWN
 
 
+def trusted_addresses(trusted_proxy: str | None, share: bool) -> str:
+    """Whose ``X-Forwarded-For`` uvicorn believes: ``--trusted-proxy``, plus loopback with ``--share``.
+
+    Gradio's share link is frp: ``gradio/tunneling.py`` runs ``frpc http -l PORT -i HOST``, so every visitor's
+    request reaches this server from loopback through frpc, and the share server (frps) forwards it with
+    ``httputil.ReverseProxy`` whose ``Rewrite`` copies the incoming ``X-Forwarded-For`` and calls
+    ``SetXForwarded()``, which appends the visitor's own address (fatedier/frp, ``pkg/util/vhost/http.go``).
+    Uvicorn takes the rightmost address it does not trust, so what a visitor writes into the header itself is
+    ignored. Without ``--share`` loopback is not trusted (uvicorn's own default would trust 127.0.0.1)."""
+    items = [v for v in (trusted_proxy or "").split(",") if v]
+    if share:
+        items += [v for v in LOOPBACK.split(",") if v not in items]
+    return ",".join(items)
+
+
 @contextlib.contextmanager
-def proxy_environment(trusted_proxy: str | None) -> Iterator[None]:
-    """While the server starts: uvicorn trusts ``X-Forwarded-For`` from ``trusted_proxy`` only (nobody when None;
-    uvicorn's own default would trust 127.0.0.1)."""
+def proxy_environment(trusted: str | None) -> Iterator[None]:
+    """While the server starts: uvicorn trusts ``X-Forwarded-For`` from ``trusted`` only (nobody when empty)."""
     previous = os.environ.get("FORWARDED_ALLOW_IPS")
-    os.environ["FORWARDED_ALLOW_IPS"] = trusted_proxy or ""
+    os.environ["FORWARDED_ALLOW_IPS"] = trusted or ""
     try:
         yield
     finally:
@@ -60,14 +85,78 @@ class ClientRate:
 
 
 def fair_order(waiting: Sequence[object], client_of_event: Callable[[object], str],
-               running: Callable[[str], int]) -> list:
-    """A lane's waiting events in the order that serves clients in turn: each event's round is how many events
-    its client has running or ahead of it; events are served by round, first come first within a round (so a
-    client's sixth event waits behind every other client's first)."""
-    rounds: dict[str, int] = {}
-    keyed = []
+               running: Callable[[str], int], session_of_event: Callable[[object], object] = id,
+               session_running: Callable[[object], int] = lambda s: 0,
+               served: Callable[[object], int] = lambda key: -1) -> list:
+    """A lane's waiting events in the order that serves clients in turn, and each client's sessions in turn.
+
+    Inside a client, its events go by session round (how many events the session has running or ahead); the
+    client's k-th event in that order has round ``running(client) + k``; events are served by round, and within a
+    round the client (or session) served longest ago goes first (``served``: when a client or session last had an
+    event started, -1 never), then first come (so a client's sixth event waits behind every other client's
+    first, and a client just served waits behind one that was not)."""
+    by_client: dict[str, list[tuple[int, int, int, object]]] = {}
+    session_rounds: dict[object, int] = {}
     for index, event in enumerate(waiting):
-        owner = client_of_event(event)
-        rounds[owner] = rounds.get(owner, running(owner)) + 1
-        keyed.append((rounds[owner] - 1, index, event))
-    return [event for _, _, event in sorted(keyed, key=lambda k: k[:2])]
+        session = session_of_event(event)
+        session_rounds[session] = session_rounds.get(session, session_running(session)) + 1
+        by_client.setdefault(client_of_event(event), []).append(
+            (session_rounds[session] - 1, served(session), index, event))
+    keyed = []
+    for client, events in by_client.items():
+        base, turn = running(client), served(client)
+        keyed += [(base + k, turn, index, event)
+                  for k, (_, _, index, event) in enumerate(sorted(events, key=lambda e: e[:3]))]
+    return [event for *_, event in sorted(keyed, key=lambda k: k[:3])]
+
+
+class Turns:
+    """When each client and session of a lane last had an event started (a counter, not a clock), for the
+    ``served`` of :func:`fair_order`; the ``keep`` most recent only, so memory stays bounded however many come."""
+
+    def __init__(self, keep: int = 4096) -> None:
+        from collections import OrderedDict
+
+        self.keep, self.count, self.last = keep, 0, OrderedDict()
+
+    def started(self, *keys: object) -> None:
+        self.count += 1
+        for key in keys:
+            self.last[key] = self.count
+            self.last.move_to_end(key)
+        while len(self.last) > self.keep:
+            self.last.popitem(last=False)
+
+    def __call__(self, key: object) -> int:
+        return self.last.get(key, -1)
+
+
+def pick(order: Sequence[object], client_of_event: Callable[[object], str], running: Counter, workers: int,
+         busy: int, per_client: int) -> int | None:
+    """Which event of a lane's fair ``order`` starts on the next free worker (None: none now).
+
+    Work-conserving: the first event whose client is under ``per_client`` running, or any client when no other
+    client waits; the last free worker of a lane with several goes only to a client with nothing running (a
+    newcomer then starts at once, whatever one address has queued)."""
+    last = workers > 1 and busy >= workers - 1
+    waiting_clients = Counter(client_of_event(e) for e in order)
+    fallback = None
+    for i, event in enumerate(order):
+        client = client_of_event(event)
+        if last and running[client] > 0:
+            continue
+        if running[client] < per_client or len(waiting_clients) == 1:
+            return i
+        fallback = i if fallback is None else fallback
+    return fallback
+
+
+def heaviest(holding: Counter, waiting_clients: set[str], joiner: str) -> str | None:
+    """A full waiting room's choice: None when ``joiner`` holds at least as much as every other client with an
+    event waiting (the joiner is refused), else the client holding the most (one of its waiting events makes
+    room). A newcomer holds nothing, so it is never the one refused while another client waits."""
+    others = [c for c in waiting_clients if c != joiner]
+    if not others:
+        return None
+    top = max(others, key=lambda c: holding[c])
+    return top if holding[top] > holding[joiner] else None

@@ -3,21 +3,24 @@ sends:
 
 * :class:`Admission` decides at ``/queue/join`` — before an event is queued, for public and private events alike —
   whether a client may add one more event to a lane: within its rate (:class:`~.clients.ClientRate`), its
-  session's and its address's caps, and the lane's waiting room (full, it refuses the client over its share, never
-  a newcomer); an admitted event takes its fair place in the lane (:func:`~.clients.fair_order`);
+  session's cap, and the lane's waiting room (full, it refuses the client holding the most, never a newcomer: a
+  lighter client's join takes the heaviest one's newest waiting place); it also decides which waiting event a free
+  worker starts (:func:`~.clients.fair_order`, :func:`~.clients.pick`: addresses in turn, a client's cap binding
+  only while another address waits);
 * :class:`BodyLimit` refuses any request body over the size cap (uploads, JSON with ``data:`` URLs, live frames)
   before it is read.
 
 (No ``from __future__ import annotations``: see :mod:`.page`.)"""
 
 import json
+from collections import Counter
 
 from ...errors import ImageError
 from ...images import check_pixels
-from .clients import ClientRate, client_of, fair_order
+from .clients import ClientRate, Turns, client_of, fair_order, heaviest, pick
 from .errors import log
 from .host import DemoHost
-from .lanes import Lane, lane_of
+from .lanes import LANES, Lane, lane_of
 from .memory import trim_heap
 from .options import MB, DemoOptions
 
@@ -38,64 +41,140 @@ def event_client(event) -> str:
     return client_of(getattr(event, "request", None))
 
 
+def event_session(event):
+    return getattr(event, "session_hash", None) or id(event)
+
+
 class Admission:
     """Wraps Gradio's ``Queue.push`` (what ``/queue/join`` and ``/call`` reach, by ``fn_index`` or API name) with
-    the rate, the caps and the fair order; a refused join gets HTTP 400 whose detail is our one-sentence reason (the
-    page shows it; on 503 it would show only "queue full")."""
+    the rate, the session cap and the waiting room, and ``Queue.get_events`` (which waiting event a free worker
+    starts) with the fair order; a refused join gets HTTP 400 whose detail is our one-sentence reason (the page
+    shows it; on 503 it would show only "queue full")."""
 
     def __init__(self, options: DemoOptions, host: DemoHost) -> None:
         self.options, self.host = options, host
         self.rate = ClientRate(options)
+        self.turns: dict[str, Turns] = {}  # per lane: who was served when
 
     def install(self, queue) -> None:
         if getattr(queue.push, "_admission", False):
             return
-        original = queue.push
+        original, get_events = queue.push, queue.get_events
 
         async def push(body, request, username):
-            reason = self.refusal(queue, body, request)
+            reason, victim = self.decide(queue, body, request)
             if reason:
                 log.info("queue join refused: %s", reason)
                 return False, reason, "error"  # HTTP 400 with our reason: the page shows it as it is
             outcome = await original(body=body, request=request, username=username)
-            if outcome[0]:
-                self.take_turn(queue, body)
+            if outcome[0] and victim:
+                self.make_room(queue, *victim)
             self.forget_finished(queue)
             return outcome
 
-        push._admission = True
-        queue.push = push
+        def fair_get_events():
+            held = self.hold_or_order(queue)
+            try:
+                picked = get_events()
+            finally:
+                for lane_queue, workers in held:
+                    lane_queue.concurrency_limit = workers
+            for event in (picked or ([], None, None))[0]:  # whose turn it was: they wait behind the others next
+                self.turns.setdefault(event.fn.concurrency_id, Turns()).started(event_client(event),
+                                                                                 event_session(event))
+            return picked
 
-    def refusal(self, queue, body, request) -> str | None:
-        """Why this join is refused (None: admitted)."""
+        push._admission = True
+        queue.push, queue.get_events = push, fair_get_events
+
+    def decide(self, queue, body, request) -> tuple[str | None, tuple | None]:
+        """(why this join is refused, None) or (None, (lane, client whose newest waiting event makes room))."""
         fn = queue.blocks.fns.get(body.fn_index) if body.fn_index is not None else None
         if fn is None:
-            return None  # Gradio answers an unknown function itself
+            return None, None  # Gradio answers an unknown function itself
         lane, client = lane_of(fn.concurrency_id), client_of(request)
-        return self.rate.refusal(client) or self._over_cap(queue, lane, body.session_hash, client) \
+        reason = self.rate.refusal(client) or self._over_session_cap(queue, lane, body.session_hash) \
             or _oversized_inline(body.data, self.options.max_pixels)
+        return (reason, None) if reason else self._room(queue, lane, client)
 
-    def _over_cap(self, queue, lane: Lane, session: str | None, client: str) -> str | None:
-        """The session's cap, the client's cap, then the waiting room's share."""
-        caps = lane.limits(self.options)
+    def _running(self, queue, lane: str, running: list) -> Counter:
+        """Running events per client in a lane (a job Gradio cancelled still counts until it stops)."""
+        counts = Counter(event_client(e) for e in running)
+        for client in self.host.jobs.clients(lane):
+            counts[client] = max(counts[client], self.host.jobs.running_for(client, lane))
+        return counts
+
+    def _over_session_cap(self, queue, lane: Lane, session: str | None) -> str | None:
+        """A session (one page) holds at most its lane's ``per_session`` events."""
         waiting, running = _events(queue, lane.name)
-        everyone = waiting + running
-        by_session = max(sum(1 for e in everyone if e.session_hash == session),
+        by_session = max(sum(1 for e in waiting + running if e.session_hash == session),
                          self.host.jobs.running(session, lane.name))
-        if session and by_session >= caps["per_session"]:
+        if session and by_session >= lane.limits(self.options)["per_session"]:
             return (f"You already have {lane.count(by_session)} queued or running in this page; try again when "
                     "it has finished.")
-        by_client = max(sum(1 for e in everyone if event_client(e) == client),
-                        self.host.jobs.running_for(client, lane.name))
-        if by_client >= caps["per_client"]:
-            return (f"Your address already has {lane.count(by_client)} queued or running (at most "
-                    f"{caps['per_client']} at a time); try again when one has finished.")
-        if len(waiting) >= caps["waiting"]:
-            clients = {event_client(e) for e in waiting} | {client}
-            share = caps["waiting"] / len(clients)
-            if sum(1 for e in waiting if event_client(e) == client) >= share:
-                return f"The page is busy: {lane.count(len(waiting))} are waiting; try again in {lane.retry}."
         return None
+
+    def _room(self, queue, lane: Lane, client: str) -> tuple[str | None, tuple | None]:
+        """The waiting room (plus any idle worker) has a place; full, the client holding the most gives one up:
+        the joiner itself when it holds as much as anyone waiting (refused), else that client's newest event."""
+        caps = lane.limits(self.options)
+        waiting, running = _events(queue, lane.name)
+        if len(waiting) < caps["waiting"] + max(0, caps["workers"] - len(running)):
+            return None, None
+        holding = self._running(queue, lane.name, running) + Counter(event_client(e) for e in waiting)
+        victim = heaviest(holding, {event_client(e) for e in waiting}, client)
+        if victim is None:
+            return self.busy(lane, len(waiting)), None
+        return None, (lane, victim)
+
+    @staticmethod
+    def busy(lane: Lane, n: int) -> str:
+        return (f"The page is busy: {lane.count(n)} are waiting and your address holds the most; try again in "
+                f"{lane.retry}.")
+
+    def make_room(self, queue, lane: Lane, victim: str) -> None:
+        """Drop ``victim``'s newest waiting event of ``lane`` with the busy sentence (Gradio's own cancel path)."""
+        from gradio.exceptions import Error
+        from gradio.server_messages import ProcessCompletedMessage
+        from gradio.utils import error_payload
+
+        lane_queue = queue.event_queue_per_concurrency_id.get(lane.name)
+        theirs = [e for e in getattr(lane_queue, "queue", []) if event_client(e) == victim]
+        if not theirs:
+            return
+        event = theirs[-1]
+        lane_queue.queue.remove(event)
+        queue.event_ids_to_events.pop(event._id, None)
+        reason = self.busy(lane, len(lane_queue.queue))
+        log.info("queued event dropped to make room: %s", reason)
+        payload = error_payload(Error(reason, print_exception=False), False)
+        queue.send_message(event, ProcessCompletedMessage(output=payload, title="Error", success=False))
+
+    def hold_or_order(self, queue) -> list:
+        """Before Gradio picks the next events: each lane's waiting events in fair order with the one
+        :func:`~.clients.pick` chooses first; a lane whose free worker is kept for a newcomer is held (its limit
+        set to what runs, for this pick only) → [(lane queue, its real limit)]."""
+        held = []
+        for lane_id, lane_queue in queue.event_queue_per_concurrency_id.items():
+            workers = lane_queue.concurrency_limit
+            if lane_id not in LANES or len(lane_queue.queue) == 0 or workers is None \
+                    or lane_queue.current_concurrency >= workers:
+                continue
+            caps = LANES[lane_id].limits(self.options)
+            running_events = _events(queue, lane_id)[1]
+            running = self._running(queue, lane_id, running_events)
+            sessions = Counter(event_session(e) for e in running_events)
+            order = fair_order(lane_queue.queue, event_client, running.__getitem__, event_session,
+                               sessions.__getitem__, self.turns.get(lane_id, Turns()))
+            chosen = pick(order, event_client, running, workers, lane_queue.current_concurrency,
+                          caps["per_client"])
+            if chosen is None:
+                held.append((lane_queue, workers))
+                lane_queue.concurrency_limit = lane_queue.current_concurrency
+            else:
+                order.insert(0, order.pop(chosen))
+            lane_queue.queue[:] = order
+        return held
 
     def forget_finished(self, queue) -> None:
         """Drop Gradio's per-session queue entries (event ids, message queues) of sessions with nothing pending
@@ -107,18 +186,6 @@ class Admission:
                 pending.pop(key, None)
                 messages.pop(key, None)
         trim_heap()
-
-    def take_turn(self, queue, body) -> None:
-        """Put the lane's waiting events, the one just queued among them, in the order that serves clients in
-        turn (round-robin across clients)."""
-        fn = queue.blocks.fns.get(body.fn_index) if body.fn_index is not None else None
-        lane_queue = queue.event_queue_per_concurrency_id.get(getattr(fn, "concurrency_id", None))
-        if lane_queue is None or len(lane_queue.queue) < 2:
-            return
-        counts: dict[str, int] = {}
-        for e in _events(queue, fn.concurrency_id)[1]:
-            counts[event_client(e)] = counts.get(event_client(e), 0) + 1
-        lane_queue.queue[:] = fair_order(lane_queue.queue, event_client, lambda c: counts.get(c, 0))
 
 
 def _oversized_inline(data, max_pixels: int) -> str | None:

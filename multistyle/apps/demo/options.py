@@ -108,7 +108,8 @@ class DemoOptions:
     gatys_max_size: int = limit(1024, 64, 8192, "long side of a Gatys/refine result (VGG memory grows with its "
                                                 "square)")
     gatys_max_steps: int = limit(500, 1, 100_000, "iterations one Gatys job may ask for")
-    slow_waiting: int = waiting(4, "slow jobs", lo=0, note=" (full, the address holding the most is refused, never a newcomer)")
+    slow_waiting: int = waiting(4, "slow jobs", lo=0, note=" (full, the address holding the most is refused, never "
+                                                           "a newcomer)")
     slow_per_session: int = per_session(1, "slow jobs")
     slow_per_client: int = per_client(2, "slow jobs", hi=100, flag=True)
 
