@@ -25,10 +25,10 @@ from .options import DemoOptions
 UNKNOWN = "unknown"
 LOOPBACK = "127.0.0.1,::1"
 POLICY = ("Each lane serves client addresses in turn, and inside an address its sessions in turn; an address alone "
-          "may use the whole page (every worker but one, kept for a newcomer), and its caps (--fast-per-client, --slow-per-client, --live-per-client) bind "
-          "only while another address waits. A full waiting room refuses the address holding the most in it, "
-          "never a newcomer, and each address has a rate (--client-burst) a paced crowd stays within and a flood "
-          "does not.")
+          "may use the whole page (every worker but one, kept for a newcomer), and its caps (--fast-per-client, "
+          "--slow-per-client, --live-per-client) bind only while another address waits. A full waiting room "
+          "refuses the address holding the most in it, never a newcomer, and each address has a rate "
+          "(--client-burst) a paced crowd stays within and a flood does not.")
 
 
 def client_of(request) -> str:
