@@ -1,11 +1,9 @@
 """``multistyle video IN -s STYLE -o OUT.mp4``: stylize a video file through the same threaded pipeline as the
-webcam app (:func:`multistyle.video.pipeline.run_pipeline` + :class:`~multistyle.video.frames.FrameStylizer`)."""
+webcam app into an H.264 MP4 with the input's sound (:func:`multistyle.video.render.render_file`)."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import time
 from pathlib import Path
 
 from .common import add_engine_argument, fail, model_options, nonneg_float, positive_int, say_engine, style_option
@@ -13,12 +11,14 @@ from .common import add_engine_argument, fail, model_options, nonneg_float, posi
 
 def add_video(sub) -> None:
     """Register the ``video`` subcommand."""
-    p = sub.add_parser("video", help="stylize a video file (flicker reduction on, frame rate kept)",
-                       description="Stylize every frame of a video file with the fast network and write an MP4 at the "
-                                   "source's frame rate. Flicker reduction (optical-flow blending) is on by default.")
+    p = sub.add_parser("video", help="stylize a video file (sound kept, H.264 MP4, flicker reduction on)",
+                       description="Stylize every frame of a video file with the fast network and write an H.264 MP4 "
+                                   "(plays in browsers and on phones) at the source's size, rotation and frame "
+                                   "times, with its sound copied in. Flicker reduction (optical-flow blending) is on "
+                                   "by default. Ctrl-C keeps a playable file of what was done.")
     p.add_argument("input", help="video file to read (never overwritten)")
     style_option(p)
-    p.add_argument("-o", "--output", required=True, help="the .mp4 file to write")
+    p.add_argument("-o", "--output", required=True, help="the .mp4 file to write (H.264 + the input's sound)")
     p.add_argument("--strength", type=float, default=1.0, help="0 = the video, 1 = fully stylized (default 1)")
     p.add_argument("--preserve-color", action="store_true", help="keep the video's colours")
     p.add_argument("--max-size", type=positive_int,
@@ -35,27 +35,19 @@ def add_video(sub) -> None:
     p.set_defaults(run=run_video)
 
 
-def same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name the same file (also through links); a missing ``b`` is never the same."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def run_video(args: argparse.Namespace) -> int:
-    """Stylize ``args.input`` into ``args.output`` with a progress bar (frames and fps)."""
+    """Stylize ``args.input`` into ``args.output`` (H.264 MP4 with the input's sound) with a progress bar (frames,
+    fps, time left); Ctrl-C keeps a playable file of what was done."""
+    import sys
+
     from tqdm import tqdm
 
     from ..precision import set_threads
     from ..styles import parse_style_arg, style_weights
     from ..stylizer import check_scale, check_strength, get_stylizer
     from ..video.frames import FrameSettings, FrameStylizer
-    from ..video.pipeline import run_pipeline
-    from ..video.recorder import VideoRecorder
-    from ..video.sources import source_fps
+    from ..video.media import probe
+    from ..video.render import Interrupted, render_file, same_file
 
     strength = check_strength(args.strength)
     scale = check_scale(args.scale)
@@ -67,40 +59,32 @@ def run_video(args: argparse.Namespace) -> int:
         return fail(f"{out}: the output must be an .mp4 file")
     if same_file(source, out):
         return fail(f"{out} is the input video; refusing to overwrite it (pick another -o)")
+    info = probe(source)  # a file that is no video fails here, before the model loads
     stylizer = get_stylizer(args.model, args.device, args.engine)
     say_engine(args, stylizer)
     weights = style_weights(parse_style_arg(args.style), stylizer.names)
     settings = FrameSettings(weights, strength=strength, preserve_color=args.preserve_color,
                              flicker=not args.no_flicker_reduction, scale=scale)
     process = FrameStylizer(stylizer, settings, args.max_size or 1 << 30)
-    partial = out.with_name(f".{out.stem}.partial.mp4")
-    recorder = VideoRecorder(partial)
-    bar = tqdm(unit="frame", desc="video", dynamic_ncols=True, disable=None)
+    total = min(info.frames, args.max_frames or info.frames)
+    bar = tqdm(total=total or None, unit="frame", desc="video", dynamic_ncols=True, disable=None)
 
-    def on_open(cap) -> None:
-        recorder.fps = source_fps(cap)
-        frames = int(cap.get(7))  # CAP_PROP_FRAME_COUNT; 0 or less when unknown
-        if frames > 0:
-            bar.total = min(frames, args.max_frames or frames)
-            bar.refresh()
+    def progress(done: int, now_total: int) -> None:
+        bar.update(done - bar.n)
 
-    def sink(_small, stylized) -> bool:
-        recorder.write(stylized)
-        bar.update(1)
-        return True
-
-    start = time.perf_counter()
     try:
-        stats = run_pipeline(str(source), process.stages(), sink, args.max_frames, log=lambda _m: None, on_open=on_open)
-        recorder.close()
-        if recorder.frames == 0:
-            return fail(f"{source}: no frame could be decoded; is it a video file OpenCV can read?")
-        partial.replace(out)
+        result = render_file(source, out, process, args.max_frames, keep_size=args.max_size is None,
+                             progress=progress, info=info)
+    except Interrupted as stop:
+        bar.close()
+        kept = stop.result
+        where = f"the first {kept.duration:.1f} s ({kept.frames} frames) are in {out}" if kept.path else \
+            f"nothing was written to {out}"
+        sys.stderr.write(f"interrupted: {where}\n")
+        return 130
     finally:
         bar.close()
-        recorder.close()
-        partial.unlink(missing_ok=True)
-    seconds = time.perf_counter() - start
-    print(f"{recorder.frames} frames in {seconds:.1f}s ({stats.fps:.1f} fps, {recorder.fps:g} fps kept, "
-          f"{stylizer.device}) -> {out}")
+    sound = f"sound {info.audio} kept" if info.audio else "no sound in the input"
+    print(f"{result.frames} frames in {result.seconds:.1f}s ({result.fps:.1f} fps, {info.fps:g} fps kept, {sound}, "
+          f"H.264, {stylizer.device}) -> {out}")
     return 0

@@ -70,6 +70,7 @@ class _Pipeline:
     def __init__(self, source: int | str, stages: Sequence[Stage], max_frames: int | None, reconnect_tries: int,
                  log: Callable[[str], None], timer: StageTimer | None, realtime: bool = False) -> None:
         self.source, self.stages, self.max_frames = source, list(stages), max_frames
+        self.clock_start: float | None = None  # a live source's frame times count from its first frame
         self.reconnect_tries, self.log, self.timer = reconnect_tries, log, timer
         self.live = is_live(source) or realtime
         self.paced = realtime and not is_live(source)  # a file read at its frame rate, as a camera delivers
@@ -107,6 +108,15 @@ class _Pipeline:
             self.stats.reconnects += 1
         return None
 
+    def _time(self) -> float:
+        """The frame just read's time in seconds: a file's own (:class:`~.media.MediaReader`), else the clock's."""
+        stamp = getattr(self.cap, "time", None)
+        if stamp is not None:
+            return stamp
+        now = time.perf_counter()
+        self.clock_start = now if self.clock_start is None else self.clock_start
+        return now - self.clock_start
+
     def capture(self) -> None:
         try:
             while not self.stop.is_set():
@@ -118,7 +128,10 @@ class _Pipeline:
                 self.stats.frames_in += 1
                 if self.live and self.queues[0].full():
                     self.stats.dropped += 1
-                put_latest(self.queues[0], (time.perf_counter(), frame), self.live)
+                put_latest(self.queues[0], ((time.perf_counter(), self._time()), frame), self.live)
+        except BaseException as exc:  # a damaged file: surfaced in the main thread
+            self.errors.append(exc)
+            self.stop.set()
         finally:
             self._end(self.queues[0])
 
@@ -154,8 +167,9 @@ class _Pipeline:
             except queue.Full:
                 continue
 
-    def drain(self, sink: Sink, threads: list[threading.Thread], start: float) -> None:
-        """Hand every finished item to ``sink`` until the end marker, an error, or ``sink`` says stop."""
+    def drain(self, sink: Sink, threads: list[threading.Thread], start: float, timed: bool = False) -> None:
+        """Hand every finished item to ``sink`` (with the frame's time when ``timed``) until the end marker, an
+        error, or ``sink`` says stop."""
         while True:
             try:
                 item = self.queues[-1].get(timeout=0.1)
@@ -165,14 +179,14 @@ class _Pipeline:
                 continue
             if item is _DONE:
                 return
-            captured, item = item
+            (captured, stamp), item = item
             stats = self.stats
             stats.frames_out += 1
             stats.seconds = stats.last_out = time.perf_counter() - start
             if stats.first_out is None:
                 stats.first_out = stats.seconds
             t0 = time.perf_counter()
-            keep_going = sink(*item)
+            keep_going = sink(*item, stamp) if timed else sink(*item)
             stats.latencies.append(time.perf_counter() - captured)
             if self.timer is not None:
                 self.timer.add("sink", time.perf_counter() - t0)
@@ -195,7 +209,7 @@ class _Pipeline:
 def run_pipeline(source: int | str, stages: Sequence[Stage], sink: Sink, max_frames: int | None = None,
                  reconnect_tries: int = 5, log: Callable[[str], None] = print,
                  on_open: Callable[[cv2.VideoCapture], None] | None = None,
-                 timer: StageTimer | None = None, realtime: bool = False) -> RunStats:
+                 timer: StageTimer | None = None, realtime: bool = False, timed: bool = False) -> RunStats:
     """Capture → ``stages[0]`` → ``stages[1]`` … → ``sink(*item)``, each in its own thread with bounded queues
     (e.g. ``FrameStylizer.stages()``: the network, then flicker reduction; each stage gets the previous one's
     result, the first a BGR frame, and the last returns the tuple the sink is called with).
@@ -205,6 +219,8 @@ def run_pipeline(source: int | str, stages: Sequence[Stage], sink: Sink, max_fra
     (e.g. to read its frame rate, :func:`~multistyle.video.sources.source_fps`); ``timer`` gets the capture and
     sink times per frame. An error in a stage stops the pipeline and is raised here. ``realtime``: a file is read
     at its own frame rate and stale frames are dropped, as from a camera (latency then means what it means live).
+    ``timed``: the sink is called ``sink(*item, t)`` with the frame's time in seconds (a file's own timestamps,
+    variable frame rates included; a camera's or stream's clock from its first frame), as a video writer needs.
     """
     run = _Pipeline(source, stages, max_frames, reconnect_tries, log, timer, realtime)
     if on_open is not None:
@@ -216,7 +232,7 @@ def run_pipeline(source: int | str, stages: Sequence[Stage], sink: Sink, max_fra
     for t in threads:
         t.start()
     try:
-        run.drain(sink, threads, start)
+        run.drain(sink, threads, start, timed)
     finally:
         run.shutdown(threads)
     run.stats.seconds = time.perf_counter() - start

@@ -1,4 +1,6 @@
-"""Video sources: cameras, files and streams opened with clear errors, their frame rate, the processing size."""
+"""Video sources: cameras, files and streams opened with clear errors, their frame rate, the processing size. Files
+are read with PyAV (:class:`~.media.MediaReader`: their frames' own times, their sound); cameras and stream URLs
+with OpenCV."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import cv2
 import numpy as np
 
 from ..errors import MultistyleError
+from .media import MediaReader
 
 
 def parse_source(text: str) -> int | str:
@@ -20,10 +23,13 @@ def is_live(source: int | str) -> bool:
     return isinstance(source, int) or "://" in str(source)
 
 
-def open_source(source: int | str) -> cv2.VideoCapture:
-    """Open a camera, file or stream, with an error that says how to pick another source."""
+def open_source(source: int | str) -> cv2.VideoCapture | MediaReader:
+    """Open a camera, file or stream, with an error that says how to pick another source. A file gives a
+    :class:`~.media.MediaReader` (read like OpenCV's capture; a file it cannot read is a one-line error)."""
     if isinstance(source, str) and "://" not in source and not Path(source).is_file():
         raise MultistyleError(f"video file {source} not found; give --source 0 for the first camera, a file or a URL")
+    if not is_live(source):
+        return MediaReader(source)
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our own message says it better
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # and FFmpeg's own lines ("moov atom not found") too
@@ -52,7 +58,7 @@ def resize_for_processing(frame: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA) if (nh, nw) != (h, w) else frame
 
 
-def source_fps(cap: cv2.VideoCapture, default: float = 25.0) -> float:
+def source_fps(cap: cv2.VideoCapture | MediaReader, default: float = 25.0) -> float:
     """The frame rate a capture reports, or ``default`` when it reports nothing sensible (cameras, streams)."""
     fps = cap.get(cv2.CAP_PROP_FPS)
     return float(fps) if 1 <= fps <= 240 else default

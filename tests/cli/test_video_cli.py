@@ -47,7 +47,7 @@ def test_video_refuses_to_overwrite_its_input_and_reports_bad_files(tmp_path):
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
     line = assert_one_line_error(run_cli("video", str(text), "-o", str(tmp_path / "o.mp4")))
-    assert "cannot open video source" in line and "notes.mp4" in line
+    assert "not a video file this tool can read" in line and "notes.mp4" in line
     assert "no such video file" in assert_one_line_error(run_cli("video", str(tmp_path / "none.mp4"), "-o",
                                                                  str(tmp_path / "o.mp4")))
     assert ".mp4" in assert_one_line_error(run_cli("video", str(clip), "-o", str(tmp_path / "o.gif")))
