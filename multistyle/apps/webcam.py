@@ -18,8 +18,9 @@ from ..styles import StyleSpec, style_weights
 from ..stylizer import check_scale, get_stylizer
 from ..video.frames import FrameSettings, FrameStylizer
 from ..video.pipeline import RunStats, run_pipeline
-from ..video.recorder import VideoRecorder
-from ..video.sources import parse_source, source_fps
+from ..video.media import MediaReader, MediaWriter
+from ..video.render import same_file
+from ..video.sources import parse_source
 
 SCALE_STEPS = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)  # stroke scales the , and . keys step through
 MIX_STEP = 0.1  # how much weight [ and ] move per press
@@ -146,25 +147,28 @@ class WebcamOptions:
 
 class WebcamSink:
     """Where each stylized frame goes: the output file, recordings and snapshots the keys ask for, a virtual camera,
-    and (unless headless) the window with the HUD. Returns False from :meth:`__call__` when the user quits."""
+    and (unless headless) the window with the HUD. Returns False from :meth:`__call__` when the user quits.
+    Recordings are H.264 MP4 (:class:`~multistyle.video.media.MediaWriter`) at the frames' own times."""
 
     def __init__(self, options: WebcamOptions, controls: Controls, device: str, camera=None) -> None:
         self.options, self.controls, self.device = options, controls, device
-        self.output = VideoRecorder(options.output) if options.output else None
+        self.output = MediaWriter(options.output) if options.output else None
         self.save_dir = Path(options.save_dir)
-        self.recording: VideoRecorder | None = None
+        self.recording: MediaWriter | None = None
+        self.recording_start = 0.0  # the frame time a key-started recording counts from
         self.camera = camera  # a multistyle.apps.virtualcam.VirtualCamera, or None
         self.fps, self._last = 0.0, time.perf_counter()
 
-    def _record(self, stylized: np.ndarray) -> None:
+    def _record(self, stylized: np.ndarray, t: float | None) -> None:
         if self.output is not None:
-            self.output.write(stylized)
+            self.output.write(stylized, t)
         if self.controls.recording and self.recording is None:
             stamp = time.strftime("%Y%m%d_%H%M%S")
-            self.recording = VideoRecorder(self.save_dir / f"multistyle_{stamp}.mp4")
+            self.recording = MediaWriter(self.save_dir / f"multistyle_{stamp}.mp4")
+            self.recording_start = t or 0.0
         if self.recording is not None:
             if self.controls.recording:
-                self.recording.write(stylized)
+                self.recording.write(stylized, None if t is None else t - self.recording_start)
             else:
                 self.recording.close()
                 self.recording = None
@@ -174,11 +178,12 @@ class WebcamSink:
             stamp = time.strftime("%Y%m%d_%H%M%S")
             cv2.imwrite(str(self.save_dir / f"snapshot_{stamp}_{self.controls.snapshots}.png"), stylized)
 
-    def __call__(self, _small: np.ndarray, stylized: np.ndarray) -> bool:
+    def __call__(self, _small: np.ndarray, stylized: np.ndarray, t: float | None = None) -> bool:
+        """Show/record one frame (``t``: its time in seconds, the source's own for a file)."""
         now = time.perf_counter()
         self.fps = 0.9 * self.fps + 0.1 / max(now - self._last, 1e-6)
         self._last = now
-        self._record(stylized)
+        self._record(stylized, t)
         if self.camera is not None:
             self.camera.send(stylized)
         if self.options.headless:
@@ -204,6 +209,8 @@ def run_webcam(options: WebcamOptions) -> RunStats:
     ``max_frames`` is reached or the user quits."""
     if options.headless and not options.output and not options.virtual_camera:
         raise MultistyleError("--headless needs --output FILE.mp4 (or --virtual-camera)")
+    if options.output and not str(options.source).isdigit() and same_file(str(options.source), options.output):
+        raise MultistyleError(f"{options.output} is the input video; refusing to overwrite it (pick another --output)")
     scale = check_scale(options.scale)
     set_threads(None)  # $MULTISTYLE_THREADS if set; else torch's one per core (fastest measured at 640 px)
     stylizer = get_stylizer(options.model, options.device, options.engine)
@@ -220,11 +227,13 @@ def run_webcam(options: WebcamOptions) -> RunStats:
     sink = WebcamSink(options, controls, str(stylizer.device), camera)
 
     def on_open(cap) -> None:  # the pipeline's own capture: no second open of the source
-        if sink.output is not None:
-            sink.output.fps = source_fps(cap) if isinstance(source, str) else 25.0
+        if sink.output is not None and isinstance(cap, MediaReader):  # a file: its rate, rotation and sound
+            info = cap.info
+            sink.output = MediaWriter(options.output, info.fps, audio=info, rotation=info.rotation,
+                                      time_base=info.time_base)
 
     try:
         return run_pipeline(source, process.stages(), sink, options.max_frames, on_open=on_open,
-                            realtime=options.realtime)
+                            realtime=options.realtime, timed=True)
     finally:
         sink.close()

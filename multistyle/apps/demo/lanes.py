@@ -52,9 +52,9 @@ class Lane:
 LANES: dict[str, Lane] = {lane.name: lane for lane in (
     Lane(FAST, "preview", "previews", "a few seconds", "fast_workers", "fast_waiting", "fast_per_session",
          "fast_per_client"),
-    Lane(SLOW, "slow job (Gatys, refine or add-style)", "slow jobs (Gatys, refine or add-style)", "a minute",
-         1, "slow_waiting", "slow_per_session", "slow_per_client",
-         ("gatys_seconds", "refine_seconds", "add_style_seconds")),
+    Lane(SLOW, "slow job (Gatys, refine, add-style or video)", "slow jobs (Gatys, refine, add-style or video)",
+         "a minute", 1, "slow_waiting", "slow_per_session", "slow_per_client",
+         ("gatys_seconds", "refine_seconds", "add_style_seconds", "video_seconds")),
     Lane(LIVE, "live stream", "live streams", "a minute", "live_visitors", "live_waiting", "live_per_session",
          "live_per_client", ("live_seconds",)),
     Lane(UI, "page update", "page updates", "a few seconds", "ui_workers", "ui_waiting", "ui_per_session",

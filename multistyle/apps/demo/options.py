@@ -152,6 +152,16 @@ class DemoOptions:
     live_fair_seconds: float = limit(60.0, 1, 86400, "while others wait for a stream, one older than this is ended "
                                                      "to let them in")
 
+    # -- video tab (a slow job: the slow lane's worker and caps) --------------------------------------------------
+    video_clip_seconds: float = limit(10.0, 0.1, 3600, "Video tab: seconds of an uploaded clip; a longer one is "
+                                                       "refused (read from its header before any frame is stylized)",
+                                      flag=True)
+    video_max_pixels: int = limit(2_100_000, 10_000, 500_000_000, "Video tab: an uploaded clip's pixels a frame "
+                                                                  "(1080p); a larger one is refused")
+    video_size: int = limit(480, 16, 4096, "Video tab: long side in px a clip is stylized and returned at", flag=True)
+    video_seconds: float = limit(120.0, 1, 3600, "Video tab: budget of one clip's job; past it the clip so far is "
+                                                 "returned, its sound cut to match", flag=True)
+
     def __post_init__(self) -> None:
         for f in fields(self):
             if "range" in f.metadata:

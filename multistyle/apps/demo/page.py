@@ -1,6 +1,7 @@
 """The page's layout: the Live tab (the visitor's webcam, stylized continuously), Stylize (re-rendered as soon as a
-control changes; refine on a button), Best quality (Gatys) and Add your style (kept in the visitor's session). Each
-event is registered in its lane (:data:`~.lanes.LANES`); the handlers are in :mod:`.handlers`.
+control changes; refine on a button), Best quality (Gatys), Add your style (kept in the visitor's session) and
+Video (:mod:`.video_tab`). Each event is registered in its lane (:data:`~.lanes.LANES`); the handlers are in
+:mod:`.handlers`.
 
 (No ``from __future__ import annotations`` here: Gradio finds the ``gr.Request`` / ``gr.SelectData`` parameters of
 the handlers by their annotations, which must be real objects.)"""
@@ -24,6 +25,7 @@ from .host import DemoHost, gallery
 from .inputs import image_input
 from .lanes import FAST, LANES, LIVE, SLOW, UI
 from .results import atomic_results
+from .video_tab import video_tab
 
 WAITING = ("⏳ Waiting: this server learns one style at a time; yours starts as soon as the one before it "
            "has finished (the queue position shows above).")
@@ -216,6 +218,8 @@ def layout(host: DemoHost, app) -> None:
         _gatys_tab(host)
     with gr.Tab("Add your style"):
         run, painting, name, steps, message, download, preview = _add_style_tab(host)
+    with gr.Tab("Video"):
+        video_tab(host, lambda: style_controls(names, "video"))
     others = [*stylize.menus[1:], *live.menus]
     run.click(lambda: WAITING, None, message, queue=False, api_visibility="private").then(
         add_style_handler(host), [painting, name, steps], [styles, stylize.menus[0], message, preview],
