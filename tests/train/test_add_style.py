@@ -7,7 +7,7 @@ import copy
 
 import pytest
 import torch
-from conftest import ROOT, STYLES, assert_one_line_error, run_cli
+from conftest import ROOT, STYLES, assert_one_line_error, run_cli, run_main
 
 from multistyle.images import list_images, load_image
 from multistyle.loss import PerceptualLoss
@@ -78,7 +78,7 @@ def test_learn_style_leaves_the_given_model_alone_and_records_the_recipe():
     assert learned.net is not model.net and learned.style_names == [*model.style_names, "scream2"]
     assert all(torch.equal(before[k], v) for k, v in model.net.state_dict().items())
     record = learned.styles[-1].training
-    assert record["schedule"] == [[32, 2, "adam"]] and record["init"] == "blend" and record["blend"]
+    assert record["schedule"] == [[16, 2, "adam"]] and record["init"] == "blend" and record["blend"]
     assert record["steps"] == record["steps_requested"] == 2 and record["precision"] in ("bf16", "fp32")
     assert record["precision_reason"]
     cut = learn_style(model, painting, [PACKAGED_CONTENT], "scream3", "", preset("fast", steps=50, size=32, crops=2,
@@ -140,3 +140,17 @@ def test_add_style_script_and_errors(tiny_model, tmp_path):
     bad.write_bytes(b"\xff\xd8\xff" + b"0" * 50)
     assert "corrupt" in assert_one_line_error(run_cli(str(bad), *args, module=str(ROOT / "train" / "add_style.py"))) \
         or "not an image" in assert_one_line_error(run_cli(str(bad), *args, module=str(ROOT / "train" / "add_style.py")))
+
+
+def test_a_time_budget_that_cuts_the_recipe_short_says_so_in_one_line(tiny_model, tmp_path):
+    """--time-budget is the user's cap on the fit (the set-up not counted): a run it ends still makes one step,
+    writes the model and says in one line how many of the recipe's steps it made; never a traceback."""
+    out = tmp_path / "cut.safetensors"
+    done = run_main("add-style", str(STYLES / "the_scream.jpg"), "--model", str(tiny_model), "--out", str(out),
+                    "--steps", "50", "--size", "32", "--time-budget", "0.001")
+    assert done.returncode == 0, done.stderr.decode()
+    notes = [line for line in done.stderr.decode().splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "after 1 of 50 steps" in notes[0], done.stderr.decode()
+    record = load_model(out)[0].styles[-1].training
+    assert record["steps"] == 1 and record["steps_requested"] == 50 and record["final"]["total"] > 0
+    assert record["setup_seconds"] >= 0 and "added style" in done.stdout.decode()
