@@ -5,17 +5,18 @@ Two steps, one function (:func:`zero_shot_model`):
 * ``fit=False`` — the blend, instant (~0.3 s): the convex mix of the model's rows whose Gram matrices best explain
   the painting's (non-negative least squares, :mod:`multistyle.train.style_init`); the row is the style mix
   :func:`painting_weights` of the stored styles.
-* ``fit=True`` (the default) — the fitted row, ≤ ``seconds`` (default :data:`FIT_SECONDS`): the blend, then the new
-  row's γ/β entries fitted on the model's own loss for that painting (full-batch L-BFGS over the packaged photos at
-  64 px, the add-style loop of :mod:`multistyle.train.add_style` with a small budget). It follows the painting
-  (its palette included) where a mix of stored rows cannot; MODEL.md, "Zero-shot", has the measurements.
+* ``fit=True`` (the default) — the fitted row: the blend, then the new row's γ/β entries fitted on the model's own
+  loss for that painting by a fixed amount of work, :data:`FIT_CONFIG` (full-batch L-BFGS over the packaged photos
+  at a small size, the add-style loop of :mod:`multistyle.train.add_style`), so the picture is the same on every
+  CPU; ``seconds`` only caps it. It follows the painting (its palette included) where a mix of stored rows cannot;
+  MODEL.md, "Zero-shot", has the measurements.
 
 Either result is a row of the style bank (the network's graph is unchanged), cached in memory by model and
 painting pixels, so a second call with the same painting is instant. ``progress(step, total, record)`` reports
 the fit's steps (the demo shows it). Example for a page that improves in place::
 
     instant = zero_shot_model(model, painting, fit=False)            # show at once
-    fitted = zero_shot_model(model, painting, seconds=1.5, progress=on_step)  # then this
+    fitted = zero_shot_model(model, painting, progress=on_step)      # then this
     Stylizer(fitted, "cpu")(photo, len(fitted.styles) - 1)
 """
 
@@ -36,10 +37,10 @@ from .train.row_fit import AddStyleConfig
 from .train.style_init import blend_weights, init_rows
 
 ZERO_SHOT_NAME = "your_painting"
-FIT_SECONDS = 1.5  # the fit's budget: with a 512 px picture, the first call stays within 2 s on 2 cores
-# L-BFGS on the new row only, every packaged photo at 64 px in each evaluation (~60 ms on 2 cores with bf16):
-# at 64 px the budget buys ~20 evaluations, more than Adam at 128 px or L-BFGS at 96 px bought (MODEL.md)
-FIT_CONFIG = AddStyleConfig(steps=200, size=64, schedule=((1, 1.0, "lbfgs"),), crops=6)
+# The fit's work, the same on every CPU: 10 full-batch L-BFGS evaluations of the new row over 3 of the packaged
+# photos at 64 px (MODEL.md, "Zero-shot": leave one out, 20 evaluations over all 6 photos score style 0.462, 12 over
+# 3 0.486, 8 over 6 0.517; 10 over 3 keeps the first call, a 512 px picture included, within 2 s on two AVX2 cores)
+FIT_CONFIG = AddStyleConfig(steps=10, size=64, schedule=((1, 1.0, "lbfgs"),), crops=3)
 
 
 def painting_tensor(painting: ImageLike) -> torch.Tensor:
@@ -69,15 +70,16 @@ _MODELS: OrderedDict[tuple, ModelFile] = OrderedDict()
 
 
 def zero_shot_model(model: ModelFile, painting: ImageLike, name: str = ZERO_SHOT_NAME,
-                    device: str | torch.device = "cpu", fit: bool = True, seconds: float = FIT_SECONDS,
+                    device: str | torch.device = "cpu", fit: bool = True, seconds: float | None = None,
                     progress: ProgressFn | None = None) -> ModelFile:
     """A new :class:`ModelFile` with one more style, ``name`` (its last), for ``painting``: the fitted row
-    (``fit``, within ``seconds``) or the blend. Its painting is stored, so refine works with it. ``model`` and its
-    file are not modified. The last 8 results are cached by model, painting pixels and settings."""
-    if not (isinstance(seconds, (int, float)) and 0 < seconds <= 600):
+    (``fit``: :data:`FIT_CONFIG`'s steps, fewer if ``seconds`` of fitting run out first) or the blend. Its painting
+    is stored, so refine works with it. ``model`` and its file are not modified. The last 8 results are cached by
+    model, painting pixels and settings."""
+    if seconds is not None and not (isinstance(seconds, (int, float)) and 0 < seconds <= 600):
         raise StyleError(f"the zero-shot fit's seconds must be in (0, 600], not {seconds!r}")
     image = painting_tensor(painting)
-    key = (id(model.net), model.net.num_styles, name, bool(fit), float(seconds) if fit else None,
+    key = (id(model.net), model.net.num_styles, name, bool(fit), seconds if fit else None,
            hashlib.sha256(image.contiguous().numpy().tobytes() + repr(tuple(image.shape)).encode()).hexdigest())
     if key in _MODELS:
         _MODELS.move_to_end(key)
@@ -114,14 +116,14 @@ def _blended(model: ModelFile, image: torch.Tensor, name: str, device: str | tor
     return ModelFile(net.eval(), model.styles + [info], model.loss, model.extra)
 
 
-def _fitted(model: ModelFile, image: torch.Tensor, name: str, device: str | torch.device, seconds: float,
+def _fitted(model: ModelFile, image: torch.Tensor, name: str, device: str | torch.device, seconds: float | None,
             progress: ProgressFn | None) -> ModelFile:
-    """The model plus the row fitted for ``image`` within ``seconds`` (from the blend)."""
+    """The model plus the row fitted for ``image`` (from the blend), capped at ``seconds`` of fitting."""
     from dataclasses import replace
 
     from .train.add_style import learn_style
 
-    config = replace(FIT_CONFIG, time_budget=float(seconds))
+    config = replace(FIT_CONFIG, time_budget=None if seconds is None else float(seconds))
     result = learn_style(model, image, [PACKAGED_CONTENT], name, config=config, device=device, progress=progress)
     result.styles[-1].training.update({"added_by": "zero_shot", "fit": True})
     result.net.eval()

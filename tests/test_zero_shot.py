@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -16,8 +16,9 @@ from PIL import Image
 import multistyle
 from multistyle.images import load_image
 from multistyle.modelfile import PACKAGED_MODEL, get_model
+from multistyle.refine import MAX_REFINE
 from multistyle.stylizer import Stylizer, get_stylizer, head_start
-from multistyle.zero_shot import painting_weights, zero_shot_model
+from multistyle.zero_shot import FIT_CONFIG, painting_weights, zero_shot_model
 
 PHOTO = ROOT / "examples" / "tubingen.jpg"
 PAINTING = STYLES / "the_scream.jpg"
@@ -34,7 +35,7 @@ def test_the_zero_shot_row_leaves_the_model_file_unchanged(tmp_path):
     model = get_model(path)
     before = {k: v.clone() for k, v in model.net.state_dict().items()}
     extended = zero_shot_model(model, str(PAINTING), fit=False)
-    fitted = zero_shot_model(model, str(PAINTING), seconds=1.0)
+    fitted = zero_shot_model(model, str(PAINTING), seconds=1e-3)  # a cap that ends the fit after its first step
     out = multistyle.stylize(str(PHOTO), painting=str(PAINTING), model=str(path), device="cpu", max_size=64)
     assert _sha(path) == before_file and get_model(path) is model
     assert all(torch.equal(v, model.net.state_dict()[k]) for k, v in before.items())
@@ -69,21 +70,21 @@ def test_the_painting_is_taken_like_the_image_and_the_blend_is_the_style_mix():
 
 def test_the_fitted_row_follows_the_painting_better_than_the_blend_and_reports_progress():
     """Leave one out: without udnie, the fitted row's loss for udnie's painting on held-out photos is below the
-    blend's; its steps are reported, the budget holds, and a second call is served from the cache."""
+    blend's; its steps are reported, they are the fixed work of FIT_CONFIG whatever the CPU (a seconds cap ends
+    them sooner), and a second call is served from the cache."""
     from multistyle.modelfile import subset_model
     from multistyle.refine import model_loss
 
     full = get_model(None)
     model = subset_model(full, [n for n in full.style_names if n != "udnie"])
     painting = load_image(STYLES / "udnie.jpg", max_size=256)
-    zero_shot_model(model, load_image(STYLES / "great_wave.jpg", max_size=256), seconds=0.5)  # warm
     steps = []
-    start = time.perf_counter()
-    fitted = zero_shot_model(model, painting, seconds=1.5, progress=lambda s, total, record: steps.append(s))
-    assert time.perf_counter() - start < 1.5 + 1.0 and steps and steps == sorted(steps)
-    assert fitted.styles[-1].training["fit"] and fitted.styles[-1].training["steps"] == steps[-1]
-    start = time.perf_counter()
-    assert zero_shot_model(model, painting, seconds=1.5) is fitted and time.perf_counter() - start < 0.5
+    fitted = zero_shot_model(model, painting, progress=lambda s, total, record: steps.append(s))
+    assert steps == list(range(1, FIT_CONFIG.steps + 1))
+    assert fitted.styles[-1].training["fit"] and fitted.styles[-1].training["steps"] == FIT_CONFIG.steps
+    assert zero_shot_model(model, painting) is fitted
+    capped = zero_shot_model(model, painting, seconds=1e-3)
+    assert capped is not fitted and capped.styles[-1].training["steps"] == 1  # the cap ends it after one step
     blend = zero_shot_model(model, painting, fit=False)
     loss = model_loss(full)
     grams = loss.style_targets([painting]).blend()
@@ -113,22 +114,16 @@ def test_a_bad_painting_is_one_clear_error(tmp_path):
         zero_shot_model(model, str(PAINTING), seconds=0)
 
 
-def test_zero_shot_is_quick_when_warm():
-    photo = load_image(PHOTO, max_size=128)
-    painting = load_image(STYLES / "water_lilies.jpg")
-    multistyle.stylize(photo, painting=painting, device="cpu")
-    other = load_image(STYLES / "great_wave.jpg")
-    start = time.perf_counter()
-    multistyle.stylize(photo, painting=other, device="cpu")  # a new painting, the loss network warm
-    assert time.perf_counter() - start < 10
-
-
 def test_best_with_a_budget_from_the_api():
+    """--best with seconds: as many refine iterations as fit (a tiny budget: the first one at most), the best
+    iterate kept; the same size out."""
     photo = load_image(PHOTO, max_size=64)
-    multistyle.stylize(photo, "udnie", device="cpu", best=True, seconds=0.5)  # warm
-    start = time.perf_counter()
-    out = multistyle.stylize(photo, "udnie", device="cpu", best=True, seconds=1.0)
-    assert time.perf_counter() - start < 1.5 and out.shape == photo.shape
+    stylizer = get_stylizer(None, "cpu")
+    seen = []
+    out = stylizer(photo, torch.eye(len(stylizer.names))[:1], refine=MAX_REFINE, seconds=1e-3,
+                   progress=lambda i, n, losses: seen.append(i))
+    assert len(seen) <= 1 and out.shape == photo.shape
+    assert multistyle.stylize(photo, "udnie", device="cpu", best=True, seconds=1e-3).shape == photo.shape
 
 
 def test_cli_painting_best_seconds(tmp_path):
@@ -149,12 +144,12 @@ def test_cli_painting_best_seconds(tmp_path):
 
 
 def test_cli_gatys_budget_and_head_start(tmp_path):
+    """--seconds ends the run by its clock: a budget far shorter than one iteration stops it after the first
+    (of 100,000 asked) and still writes the full-size picture."""
     out = tmp_path / "g.png"
-    start = time.perf_counter()
-    done = run_cli("gatys", str(PHOTO), str(PAINTING), "-o", str(out), "--size", "64", "--seconds", "2",
+    done = run_cli("gatys", str(PHOTO), str(PAINTING), "-o", str(out), "--size", "64", "--seconds", "0.001",
                    "--device", "cpu")
     assert done.returncode == 0, done.stderr.decode()
     assert Image.open(out).size == (64, 48)
-    seconds = float(done.stdout.decode().strip().splitlines()[-1].split("s")[0])
-    assert seconds < 4, seconds  # the budget + one (cold, first) iteration
-    assert time.perf_counter() - start < 60
+    iterations = int(re.search(r"(\d+) iterations", done.stdout.decode()).group(1))
+    assert iterations <= 2, done.stdout.decode()
