@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import torch
+import torch.nn.functional as F
 
 from .errors import StyleError
 from .gatys import GatysConfig, GatysResult, stylize_gatys
+from .images import resize_long_side
 from .loss import LossConfig, PerceptualLoss
 from .modelfile import ModelFile, get_model
 from .progress import ProgressFn
@@ -18,6 +20,7 @@ from .styles import parse_style_arg, style_weights
 
 MAX_REFINE = 10_000
 BEST_STEPS = 20  # --best without --seconds: about the default Gatys run's loss in ~1/3 of its time (MODEL.md)
+TRIM, TRIM_SIZE = 1e-3, 256  # refine's loss leaves out style layers below this share of the start's loss
 NO_PAINTINGS = "this model file has no stored paintings; retrain or re-add the style"
 
 
@@ -76,8 +79,24 @@ def refine(model: ModelFile, photo: torch.Tensor, start: torch.Tensor, weights: 
     paintings = style_paintings(model, used)
     size = max(photo.shape[-2:])
     config = refine_config(model, used[0], size, max(1, steps), start.detach().float().cpu(), scale, seconds)
-    return stylize_gatys(photo.float().cpu(), paintings, config, [float(weights[i]) for i in used],
-                         model_loss(model, torch.device(device)), device, progress)
+    blend = [float(weights[i]) for i in used]
+    loss = trimmed_loss(model_loss(model, torch.device(device)), photo, config.init, paintings, blend,
+                        config.style_scale)
+    return stylize_gatys(photo.float().cpu(), paintings, config, blend, loss, device, progress)
+
+
+@torch.no_grad()
+def trimmed_loss(loss: PerceptualLoss, photo: torch.Tensor, start: torch.Tensor, paintings: Sequence[torch.Tensor],
+                 blend: Sequence[float], style_scale: float, size: int = TRIM_SIZE) -> PerceptualLoss:
+    """``loss`` without the deepest style layers that weigh less than :data:`TRIM` of the start's loss (as
+    add-style does: relu5_1, ~0.002 %), so the loss network stops earlier and each refine iteration costs ~20 %
+    less; judged on ``photo`` and ``start`` at ``size`` px (cheap), the paintings at ``style_scale`` of it."""
+    device = next(loss.vgg.parameters()).device
+    small = resize_long_side(photo.float(), min(size, max(photo.shape[-2:]))).to(device)
+    begin = F.interpolate(start.float().to(device), size=small.shape[-2:], mode="bilinear", antialias=True)
+    styles = [resize_long_side(p.float(), max(16, round(max(small.shape[-2:]) * style_scale))).to(device)
+              for p in paintings]
+    return loss.trimmed(begin, loss.content_targets(small), loss.style_targets(styles).blend(list(blend)), TRIM)
 
 
 def refine_batch(model: ModelFile, photos: torch.Tensor, starts: torch.Tensor, weights: torch.Tensor, steps: int,

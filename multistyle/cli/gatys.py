@@ -106,6 +106,7 @@ def run_gatys(args: argparse.Namespace) -> int:
     bar.close()
     save_image(result.image, args.output)
     last = result.history[-1] if result.history else {"content": math.nan, "style": math.nan, "tv": math.nan}
-    print(f"{time.perf_counter() - began:.1f}s  content {last['content']:.4g}  style {last['style']:.4g}  "
+    print(f"{time.perf_counter() - began:.1f}s  {len(result.history)} iterations  content {last['content']:.4g}  "
+          f"style {last['style']:.4g}  "
           f"tv {last['tv']:.4g}  -> {args.output}")
     return 0
