@@ -74,6 +74,26 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, stdin:
     return subprocess.run(cmd, cwd=cwd or ROOT, env=full_env, input=stdin, capture_output=True, timeout=timeout)
 
 
+def run_main(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    """``multistyle ARGS`` through the same ``main()`` as the command, in this process (no interpreter and torch
+    start-up per call): for batteries of bad input. Exit code, stdout and stderr as :func:`run_cli` gives them; an
+    uncaught exception (a traceback for the user) fails the test. Each battery keeps one real subprocess too."""
+    import contextlib
+    import io
+
+    from multistyle.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    fake_stdin = io.TextIOWrapper(io.BytesIO(stdin))
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdin", fake_stdin)
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's exit
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue().encode(), err.getvalue().encode())
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, code: int = 2) -> str:
     """A clean failure: the given exit code, one line on stderr, no traceback."""
     err = result.stderr.decode()

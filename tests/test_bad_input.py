@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import ROOT, STYLES, assert_one_line_error, run_cli
+from conftest import ROOT, STYLES, assert_one_line_error, run_cli, run_main
 from PIL import Image
 
 import multistyle
@@ -99,7 +99,8 @@ def test_cli_bad_images_one_line_exit_2(files, tmp_path):
     for name, path in bad.items():
         if name == "directory":  # folders are valid stylize inputs; an empty one is not
             path, name = tmp_path, "empty_folder"
-        line = assert_one_line_error(run_cli("stylize", str(path), "-o", str(tmp_path / "o.png")))
+        run = run_cli if name == "truncated" else run_main  # one real subprocess, the rest in process
+        line = assert_one_line_error(run("stylize", str(path), "-o", str(tmp_path / "o.png")))
         assert BAD_MESSAGES[name] in line, (name, line)
     assert not (tmp_path / "o.png").exists()
 
@@ -135,8 +136,9 @@ def test_bad_styles_and_numbers(tmp_path):
         (("gatys", photo, str(STYLES / "udnie.jpg"), "-o", out, "--style-weight", "inf"), "finite"),
         (("frobnicate",), "invalid choice"),
     ]
-    for args, expected in cases:
-        assert expected in assert_one_line_error(run_cli(*args, stdin=b"")), args
+    for k, (args, expected) in enumerate(cases):
+        run = run_cli if k == 0 else run_main  # one real subprocess, the rest in process
+        assert expected in assert_one_line_error(run(*args, stdin=b"")), args
     with pytest.raises(StyleError, match="did you mean"):
         multistyle.stylize(photo, "starry", device="cpu")
     with pytest.raises(StyleError, match="empty"):
@@ -159,7 +161,7 @@ def test_bad_model_files(tmp_path):
     foreign.write_bytes(struct.pack("<Q", len(header)) + header + b"\x00" * 4)
     for path, expected in ((truncated, "truncated"), (text, "not a valid safetensors"),
                            (foreign, "not a multistyle model")):
-        assert expected in assert_one_line_error(run_cli("stylize", photo, "-o", out, "--model", str(path)))
+        assert expected in assert_one_line_error(run_main("stylize", photo, "-o", out, "--model", str(path)))
         with pytest.raises(ModelFileError):
             multistyle.stylize(photo, model=path, device="cpu")
 
@@ -179,17 +181,17 @@ def test_training_scripts_bad_input(tmp_path, files):
     line = assert_one_line_error(run_cli("--content-dir", str(empty_dir), "--styles", str(STYLES / "udnie.jpg"),
                                          "--out", str(tmp_path / "m.safetensors"), "--steps", "1", module=TRAIN))
     assert "no images found" in line
-    line = assert_one_line_error(run_cli("--content-dir", str(empty_dir), "--styles", str(STYLES / "udnie.jpg"),
-                                         "--out", str(tmp_path / "m.safetensors"), "--size", "30", module=TRAIN))
+    line = assert_one_line_error(run_main("train", "--content-dir", str(empty_dir), "--styles",
+                                          str(STYLES / "udnie.jpg"), "--out", str(tmp_path / "m.safetensors"),
+                                          "--size", "30"))
     assert "multiple of 4" in line
     existing = tmp_path / "mine.safetensors"
     existing.write_bytes(b"a model the user owns")
-    line = assert_one_line_error(run_cli("--content-dir", str(ROOT / "multistyle" / "assets" / "content"), "--styles",
-                                         str(STYLES / "udnie.jpg"), "--out", str(existing), module=TRAIN))
+    line = assert_one_line_error(run_main("train", "--content-dir", str(ROOT / "multistyle" / "assets" / "content"),
+                                          "--styles", str(STYLES / "udnie.jpg"), "--out", str(existing)))
     assert "already exists" in line and existing.read_bytes() == b"a model the user owns"
     for name in ("text", "huge", "missing"):
-        line = assert_one_line_error(run_cli(str(bad[name]), "--out", str(tmp_path / "u.safetensors"),
-                                             module=ADD_STYLE))
+        line = assert_one_line_error(run_main("add-style", str(bad[name]), "--out", str(tmp_path / "u.safetensors")))
         assert BAD_MESSAGES[name] in line
     assert "--steps" in assert_one_line_error(run_cli(str(STYLES / "udnie.jpg"), "--steps", "zero", module=ADD_STYLE))
 

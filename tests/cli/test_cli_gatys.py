@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ROOT, STYLES, assert_one_line_error, run_cli
+from conftest import ROOT, STYLES, assert_one_line_error, run_cli, run_main
 from PIL import Image
 
 CONTENT = str(ROOT / "examples" / "tubingen.jpg")
@@ -46,8 +46,9 @@ def test_gatys_cli_bad_input(tmp_path):
         (("gatys", CONTENT, STYLE, "-o", str(tmp_path / "o.xyz")), "unknown image extension"),
         (("gatys", CONTENT, STYLE, "-o", out, "--init", "nowhere.png"), "--init"),
     ]
-    for args, expected in cases:
-        line = assert_one_line_error(run_cli(*args, "--steps", "1") if "--steps" not in args else run_cli(*args))
+    for k, (args, expected) in enumerate(cases):
+        run = run_cli if k == 0 else run_main  # one real subprocess, the rest in process
+        line = assert_one_line_error(run(*args, "--steps", "1") if "--steps" not in args else run(*args))
         assert expected in line, (args, line)
     assert not (tmp_path / "o.png").exists()
 
