@@ -194,3 +194,41 @@ def _flood_worker(name, url, ix, first, sessions, limit, stop, counts, ready, do
     for t in threads:
         t.join()
     counts.put(calls)
+
+
+# ---- a crowd: paced people behind one address -------------------------------------------------------------------
+
+def paced_crowd(url: str, ix: dict, visitors: int, seconds: float, source: str, size: int = 512,
+                pause: float = 1.0) -> dict:
+    """``visitors`` people behind one address, each with a page (session) of their own: one ``size`` px preview,
+    then a ``pause`` (a person moving a slider), over and over for ``seconds`` → calls, refused, median and p90
+    seconds of a served call, and the longest any visitor went without a served preview (start and end count)."""
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    image, start = inline(jpeg(PHOTO, size)), time.perf_counter()
+    end = start + seconds
+
+    def visitor(v: int) -> tuple[list[float], list[float], int, int]:
+        served, times, calls, refused = [start], [], 0, 0
+        while time.perf_counter() < end:
+            began = time.perf_counter()
+            status, out = raw_call(url, ix["stylize"], stylize_args(image, size, ("udnie", "great_wave")[v % 2]),
+                                   session=f"crowd{v}", source=source, timeout=300)
+            calls += 1
+            if status == 200 and not isinstance(out, str):
+                served.append(time.perf_counter())
+                times.append(served[-1] - began)
+            else:
+                refused += 1
+            time.sleep(pause)
+        return served + [end], times, calls, refused
+
+    with ThreadPoolExecutor(visitors) as pool:
+        results = list(pool.map(visitor, range(visitors)))
+    times = sorted(t for _, ts, _, _ in results for t in ts)
+    gaps = [max(b - a for a, b in zip(served, served[1:])) for served, *_ in results]
+    return {"visitors": visitors, "seconds": seconds, "calls": sum(r[2] for r in results),
+            "refused": sum(r[3] for r in results), "median_s": statistics.median(times) if times else None,
+            "p90_s": times[int(0.9 * (len(times) - 1))] if times else None, "longest_gap_s": max(gaps),
+            "visitors_never_served": sum(1 for _, ts, _, _ in results if not ts)}

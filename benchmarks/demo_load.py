@@ -11,7 +11,9 @@
 The server is ``multistyle demo`` with the CLI's defaults (:func:`benchmarks.kit.serve`, 1 torch thread per
 request); clients and floods are :mod:`benchmarks.demo_clients`. Goals (issue #38, 2 cores): visitor ≤ 5× quiet
 and never refused during the preview flood; Gatys served within 120 s; RSS growth < 200 MB over 5000 sessions;
-0 tracebacks."""
+0 tracebacks. ``hostile`` also runs issue #44's crowd: 12 and 30 paced visitors behind one address for 40 s, alone
+and while another address floods (goals: 12 alone 0 refused, median ≤ 2 s; 30 alone 0 refused, each served at
+least once every 10 s; under the flood ≤ 5 % refused)."""
 
 from __future__ import annotations
 
@@ -22,11 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from .demo_clients import PAINTING, PHOTO, Flood, fn_indices, inline, jpeg, raw_call, stylize_args
+from .demo_clients import PAINTING, PHOTO, Flood, fn_indices, inline, jpeg, paced_crowd, raw_call, stylize_args
 from .kit import effort, machine, register, rss_mb, serve, table
 
 FOLDER_GLOBS = ("multistyle-demo-*", "multistyle-session-*")
 VISITOR = "127.0.0.9"
+CROWD = "127.0.0.6"  # the paced crowd's one address
 
 
 def visitor_stylize(url: str, ix: dict, n: int) -> dict:
@@ -48,6 +51,33 @@ def visitor_gatys(url: str, ix: dict) -> dict:
                                               False], source=VISITOR, timeout=600)
     ok = status == 200 and not isinstance(out, str)
     return {"seconds": time.perf_counter() - start, "served": ok, "said": None if ok else out}
+
+
+def crowd_phases(url: str, ix: dict, seconds: float, sizes: tuple[int, ...]) -> list[dict]:
+    """Paced visitors behind one address (127.0.0.6), alone and while 127.0.0.2 floods 2048 px previews from 24
+    sessions (issue #44): each a row of :func:`~.demo_clients.paced_crowd`'s figures."""
+    rows = []
+    for visitors in sizes:
+        rows.append({"case": f"{visitors} alone", **paced_crowd(url, ix, visitors, seconds, CROWD)})
+        with Flood("previews", url, {**ix, "source": "127.0.0.2"}, 4, 6) as flood:
+            time.sleep(2.0)
+            row = {"case": f"{visitors} while one address floods from 24 sessions",
+                   **paced_crowd(url, ix, visitors, seconds, CROWD)}
+        rows.append({**row, "flood_calls": dict(flood.calls)})
+    return rows
+
+
+def report_crowd(rows: list[dict]) -> str:
+    """The crowd table (goals: 12 alone 0 refused, median ≤ 2 s; 30 alone 0 refused, every visitor served at least
+    once every 10 s; under the flood ≤ 5 % of the crowd's calls refused)."""
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    return table("Paced visitors behind one address (a 512 px preview, then 1 s pause, each with its own page)",
+                 ["crowd", "seconds", "calls", "refused", "refused %", "median s", "p90 s",
+                  "longest wait for a result s", "never served", "flood calls by outcome"],
+                 [[r["case"], f"{r['seconds']:.0f}", r["calls"], r["refused"],
+                   f"{100 * r['refused'] / max(1, r['calls']):.1f}", fmt(r["median_s"]), fmt(r["p90_s"]),
+                   fmt(r["longest_gap_s"]), r["visitors_never_served"],
+                   ", ".join(f"{k}: {v}" for k, v in r.get("flood_calls", {}).items()) or "-"] for r in rows])
 
 
 def tracebacks(demo) -> int:
@@ -74,6 +104,8 @@ def bench_hostile(args: argparse.Namespace) -> dict:
             time.sleep(5.0)  # the six sessions hold the slow lane
             result["gatys_while_held"] = visitor_gatys(demo.url, ix)
         result["gatys_while_held"]["flood_calls"] = dict(flood.calls)
+        seconds, crowds = effort(args, (40.0, (12, 30)), (20.0, (12, 30)), (3.0, (3,)))
+        result["crowd"] = crowd_phases(demo.url, ix, seconds, crowds)
         result["after"] = visitor_stylize(demo.url, ix, n)
         result["folders_while_serving"] = sum(len(list(Path(tmp).glob(g))) for g in FOLDER_GLOBS)
         result["tracebacks"] = tracebacks(demo)
@@ -92,6 +124,7 @@ def report_hostile(result: dict, out: Path) -> None:
                  after["refused"], "-"])
     print(table("An ordinary visitor's /stylize (512 px) while one client floods (goal ≤ 5x quiet, never refused)",
                 ["flood", "median s", "x quiet", "visitor refused", "flood calls by outcome"], rows))
+    print(report_crowd(result["crowd"]))
     g = result["gatys_while_held"]
     print(table("The slow lane and the server", ["what", "measured"], [
         ["visitor's Gatys job (384 px) while one client holds the slow lane from 6 refine sessions (goal ≤ 120 s)",
