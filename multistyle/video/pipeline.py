@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 import statistics
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -20,6 +21,7 @@ from .sources import is_live, open_source, source_fps
 Stage = Callable[[Any], Any]
 Sink = Callable[..., bool]  # sink(*item) → False to stop; item is what the last stage returned
 _DONE = object()  # end-of-stream marker passed down the queues
+LATENCY_WINDOW = 900  # frames whose latency the stats keep (30 s at 30 fps)
 
 
 @dataclass
@@ -31,12 +33,15 @@ class RunStats:
     seconds: float = 0.0
     first_out: float | None = None  # seconds from the start to the first frame out (model load, warm-up, queues)
     last_out: float | None = None  # ... to the last frame out (``seconds`` also counts the teardown)
-    latencies: list[float] = field(default_factory=list)  # seconds from each frame's capture to its sink call
+    # seconds from capture to the sink call of the last LATENCY_WINDOW frames (bounded: a webcam runs for hours)
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
 
     @property
     def latency_ms(self) -> float:
-        """Median capture-to-output latency in ms (after the first two frames: warm-up)."""
-        kept = self.latencies[2:] or self.latencies
+        """Median capture-to-output latency in ms over the window (the first two frames, warm-up, left out)."""
+        kept = list(self.latencies)
+        if self.frames_out <= len(kept):  # the warm-up frames are still in the window
+            kept = kept[2:] or kept
         return 1000 * statistics.median(kept) if kept else float("nan")
 
     @property

@@ -42,3 +42,18 @@ def test_realtime_reads_a_file_at_its_frame_rate_and_reports_latency():
     assert elapsed >= 11 / 24 - 0.05  # bunny.mp4 is 24 fps: 12 frames take at least 11 frame periods
     assert stats.frames_out >= 10 and len(stats.latencies) == stats.frames_out
     assert 0 < stats.latency_ms < 200
+
+
+def test_latency_is_kept_over_a_bounded_window():
+    """A webcam runs for hours: the stats keep the last LATENCY_WINDOW latencies, and the median is theirs."""
+    from multistyle.video.pipeline import LATENCY_WINDOW
+
+    stats = RunStats()
+    for i in range(LATENCY_WINDOW + 500):
+        stats.frames_out += 1
+        stats.latencies.append(0.5 if i < 500 else 0.01)
+    assert len(stats.latencies) == LATENCY_WINDOW
+    assert stats.latency_ms == pytest.approx(10.0)
+    short = RunStats(frames_out=3)
+    short.latencies.extend([9.0, 9.0, 0.02])  # the first two frames (warm-up) are left out
+    assert short.latency_ms == pytest.approx(20.0)
