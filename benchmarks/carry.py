@@ -27,7 +27,7 @@ def pack_wheels(folder: Path, python_version: str = "3.12") -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                     "--python-version", python_version, "--platform", "manylinux2014_x86_64",
-                    "--platform", "manylinux_2_17_x86_64", "-d", str(folder), *WHEELS], check=True)
+                    "--platform", "manylinux_2_17_x86_64", "-d", str(folder), *WHEELS], check=True, timeout=600)
     return sorted(folder.glob("*.whl"))
 
 

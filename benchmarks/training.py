@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .kit import ROOT, content_path, devices, effort, interleaved_ms, register, style_path, table
+from .kit import CHILD_TIMEOUT_S, ROOT, content_path, devices, effort, interleaved_ms, register, style_path, table
 
 # ---- gatys -----------------------------------------------------------------------------------------------------
 
@@ -34,7 +34,7 @@ def bench_gatys(args: argparse.Namespace) -> dict:
             cmd = [sys.executable, "-m", "multistyle", "gatys", str(content_path()), str(style_path()), "-o",
                    str(out), "--size", str(size), "--device", device, *steps]
             start = time.perf_counter()
-            done = subprocess.run(cmd, check=True, capture_output=True, env=env)
+            done = subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=CHILD_TIMEOUT_S)
             seconds = time.perf_counter() - start
             summary = done.stdout.decode().strip().splitlines()[-1]
             results.append({"tool": "multistyle gatys (defaults)", "device": device, "size": size,
@@ -44,7 +44,7 @@ def bench_gatys(args: argparse.Namespace) -> dict:
             cmd = [sys.executable, "-m", "pastiche", "--size", "256", "--num-steps", "200", "--device",
                    "cuda" if device.startswith("cuda") else "cpu", str(content_path()), str(style_path()), str(out)]
             start = time.perf_counter()
-            subprocess.run(cmd, check=True, capture_output=True)
+            subprocess.run(cmd, check=True, capture_output=True, timeout=CHILD_TIMEOUT_S)
             seconds = time.perf_counter() - start
             results.append({"tool": "pastiche 0.1.5, 200 steps", "device": device, "size": 256, "seconds": seconds,
                             "output": str(out)})
@@ -145,7 +145,8 @@ def bench_torchrun(args: argparse.Namespace) -> dict:
                    "--size", str(effort(args, 256, 128, 32)), "--batch", "4", "--steps", str(steps), "--width", "0.25",
                    "--workers", "0", "--device", device, *(["--amp"] if cuda else ["--threads", "1"])]
             start = time.perf_counter()
-            done = subprocess.run(cmd, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            done = subprocess.run(cmd, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                  timeout=CHILD_TIMEOUT_S)
             seconds = time.perf_counter() - start
         text = done.stdout.decode() + done.stderr.decode()
         finished = text.count(f"done: {steps} steps")
