@@ -385,9 +385,11 @@ def test_a_flood_from_one_address_does_not_lock_out_another(server, photo):
         with ThreadPoolExecutor(11) as pool:
             for _ in range(10):
                 pool.submit(flooder)
-            assert wait_for(lambda: waiting_in(app, "fast") >= 3, 30)  # A fills the room
-            mine = [raw_call(url, index, stylize_args(image, 128), source="127.0.0.8") for _ in range(3)]
-            stop.set()
+            try:
+                assert wait_for(lambda: waiting_in(app, "fast") >= 3, 30)  # A fills the room
+                mine = [raw_call(url, index, stylize_args(image, 128), source="127.0.0.8") for _ in range(3)]
+            finally:
+                stop.set()
     finally:
         host.options.fast_waiting = 64
     assert all(status == 200 and not isinstance(out, str) for status, out in mine), mine
