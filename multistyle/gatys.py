@@ -15,6 +15,7 @@ from .color import COLOR_MODES, keep_luminance, match_color
 from .errors import ImageError, StyleError
 from .images import resize_long_side
 from .loss import LossConfig, LossTerms, PerceptualLoss
+from .optim import LBFGS, Adam
 from .paths import pick_device
 from .precision import bf16_autocast_native
 from .progress import ProgressFn
@@ -206,10 +207,10 @@ def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerm
     image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     lr = config.lr if config.lr is not None else (1.0 if config.optimizer == "lbfgs" else 0.02)
 
-    def make_optimizer() -> torch.optim.Optimizer:
+    def make_optimizer() -> LBFGS | Adam:
         if config.optimizer == "lbfgs":
-            return torch.optim.LBFGS([image], lr=lr, max_iter=1, history_size=50)
-        return torch.optim.Adam([image], lr=lr)
+            return LBFGS([image], lr=lr, history=50)
+        return Adam([image], lr=lr)
 
     optimizer = make_optimizer()
     terms_box: list[LossTerms] = []
@@ -228,7 +229,11 @@ def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerm
         began = time.perf_counter()
         terms_box.clear()
         before = image.detach().clone()
-        optimizer.step(closure)  # evaluates the loss at `before`, then moves the image
+        if isinstance(optimizer, LBFGS):
+            optimizer.step(closure)  # evaluates the loss at `before`, then moves the image
+        else:
+            closure()
+            optimizer.step()
         if config.optimizer == "adam":
             with torch.no_grad():
                 image.clamp_(0, 1)

@@ -14,6 +14,7 @@ import kornia
 import torch
 
 from ..loss import PerceptualLoss
+from ..optim import LBFGS, Adam
 from ..progress import ProgressFn
 
 INITS = ("blend", "mean")
@@ -235,7 +236,7 @@ def _adam_stage(net, rows: _Rows, loss_fn, stage: _Stage, config, steps, done, a
     """``steps`` Adam steps on z, ``config.batch`` photos per step taken in turn. The rate decays exponentially
     from ``lr`` to ``lr × lr_decay`` with the run's progress over its Adam steps (``adam_steps``: done before this
     stage, in all), or over the time budget where that is further along."""
-    optimizer = torch.optim.Adam(rows.z, lr=config.lr)
+    optimizer = Adam(rows.z, lr=config.lr)
     order = stage.photos
     record: dict[str, float] = {}
     for k in range(steps):
@@ -244,7 +245,7 @@ def _adam_stage(net, rows: _Rows, loss_fn, stage: _Stage, config, steps, done, a
         fraction = (adam_steps[0] + k) / adam_steps[1]
         if config.time_budget is not None:
             fraction = max(fraction, (time.perf_counter() - start) / config.time_budget)
-        optimizer.param_groups[0]["lr"] = config.lr * config.lr_decay ** min(1.0, fraction)
+        optimizer.lr = config.lr * config.lr_decay ** min(1.0, fraction)
         rows.put()
         rows.zero_grad()
         picks = [order[(k * config.batch + j) % len(order)] for j in range(min(config.batch, len(order)))]
@@ -267,8 +268,7 @@ class _StopStage(Exception):
 def _lbfgs_stage(net, rows: _Rows, loss_fn, stage: _Stage, config, steps, done, start, progress):
     """Full-batch L-BFGS (strong-Wolfe line search) on z with at most ``steps`` loss evaluations; every evaluation
     sees every photo (one forward pass per shape), so the objective is deterministic. Ends on the best point seen."""
-    optimizer = torch.optim.LBFGS(rows.z, lr=1.0, max_iter=steps, max_eval=steps, history_size=config.history,
-                                  line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
+    optimizer = LBFGS(rows.z, lr=1.0, history=config.history, line_search=True)
     best: dict = {"total": math.inf, "rows": None}
     state = {"done": done, "record": {}}
     every, chunk = stage.photos, max(len(g) for g in stage.groups)
@@ -289,7 +289,7 @@ def _lbfgs_stage(net, rows: _Rows, loss_fn, stage: _Stage, config, steps, done, 
         return torch.tensor(sums["total"])
 
     try:
-        optimizer.step(closure)
+        optimizer.step(closure, max_iter=steps)
     except _StopStage:
         pass
     if best["rows"] is not None:
