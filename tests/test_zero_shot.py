@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, STYLES, assert_one_line_error, run_cli
+from conftest import ROOT, STYLES, assert_one_line_error, run_cli, run_main
 from PIL import Image
 
 import multistyle
@@ -129,17 +129,17 @@ def test_best_with_a_budget_from_the_api():
 def test_cli_painting_best_seconds(tmp_path):
     out = tmp_path / "out.png"
     done = run_cli("stylize", str(PHOTO), "--painting", str(PAINTING), "-o", str(out), "--max-size", "64",
-                   "--best", "--seconds", "3", "--device", "cpu")
+                   "--best", "--seconds", "0.5", "--device", "cpu")
     assert done.returncode == 0, done.stderr.decode()
     assert Image.open(out).size == (64, 48)
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
     for painting, expected in ((bad, "not an image"), (tmp_path / "missing.jpg", "no such file")):
-        line = assert_one_line_error(run_cli("stylize", str(PHOTO), "--painting", str(painting), "-o",
-                                             str(tmp_path / "x.png")))
+        line = assert_one_line_error(run_main("stylize", str(PHOTO), "--painting", str(painting), "-o",
+                                              str(tmp_path / "x.png")))
         assert expected in line, line
     assert not (tmp_path / "x.png").exists()
-    line = assert_one_line_error(run_cli("stylize", str(PHOTO), "-o", str(out), "--best", "--seconds", "0"))
+    line = assert_one_line_error(run_main("stylize", str(PHOTO), "-o", str(out), "--best", "--seconds", "0"))
     assert "--seconds" in line
 
 
