@@ -99,10 +99,24 @@ def bench_api(args: argparse.Namespace) -> dict:
         for name, value in ms.items():
             rows.append({"tool": name, "threads": threads, "ms": value, "vs_v1": value / ms["multistyle v1"],
                          "vs_peer": value / ms[PEER] if PEER in ms else math.nan})
+    scale = stroke_scale_ms(effort(args, (1024, 683), (1024, 683), (64, 48)), effort(args, 9, 5, 1))
     if not any(r["tool"] == PEER for r in rows):
         print(f"api: the peer skipped (pip install -e \".[bench]\" installs {PEER})")
     print(f"CPU flags: {cpu_flags()}\n")
     print(table(f"Public API, stylize() on a {size[0]}x{size[1]} uint8 frame (median ms, interleaved, "
                 f"{PEER_GAP_S:g} s untimed pause before each call)", ["tool", "threads", "ms", "vs v1", "vs peer"],
                 [[r["tool"], r["threads"], r["ms"], r["vs_v1"], r["vs_peer"]] for r in rows]))
-    return {"api": rows}
+    print(table(f"Stroke scale: stylize(..., scale=s) on a {scale['size']} uint8 photo (median ms, interleaved; goal "
+                "0.5 ≤ 0.45x of 1)", ["scale", "ms", "x scale 1"],
+                [[k, v, v / scale["ms"][1.0]] for k, v in scale["ms"].items()]))
+    return {"api": rows, "stroke_scale": scale}
+
+
+def stroke_scale_ms(size: tuple[int, int], repeat: int) -> dict:
+    """Median ms of ``stylize(photo, 0, scale=s)`` for s = 1 and 0.5 on a ``size`` uint8 photo, interleaved."""
+    from multistyle.stylizer import stylize
+
+    w, h = size
+    photo = np.random.default_rng(1).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ms = interleaved_ms({s: (lambda s=s: stylize(photo, 0, scale=s, device="cpu")) for s in (1.0, 0.5)}, repeat)
+    return {"size": f"{w}x{h}", "ms": ms}

@@ -148,3 +148,45 @@ def bench_refine(args: argparse.Namespace) -> dict:
                 [[r["size"], r["style"], r["gatys_s"], r["network_over_gatys"], r["best_reach"], r["best_final"],
                   r["steps"], r["best_s"]] for r in rows]))
     return {"refine": rows}
+
+
+@register("best", headline=False)  # the whole --best against classic Gatys at 512 px (~3 min in the AVX2 class)
+def bench_best(args: argparse.Namespace) -> dict:
+    """``stylize(..., best=True)`` (the network, then ``BEST_STEPS`` refine iterations) against classic Gatys (the
+    ``gatys`` command's defaults: 100 L-BFGS iterations over the pyramid from the photo, fp32) at 512 px, both in
+    this process with the loss network warm, interleaved per style: the time ratio (goal ≤ 0.35x) and the
+    independent metric's style and content (``painting_metric``; goal: --best's style no worse)."""
+    from multistyle import stylize
+    from multistyle.gatys import GatysConfig, stylize_gatys
+    from multistyle.images import load_image
+    from multistyle.modelfile import get_model
+    from multistyle.refine import BEST_STEPS
+
+    from .painting_metric import PaintingMetric
+
+    size = effort(args, 512, 512, 48)
+    photo = load_image(DATA / "content" / HELD_OUT[0], max_size=size)
+    model = get_model(args.model)
+    stylize(photo, REFINE_STYLES[0], device="cpu", best=True, seconds=0.5)  # warm: model, VGG, targets
+    rows = []
+    for name in REFINE_STYLES[: effort(args, 2, 1, 1)]:
+        painting = load_image(DATA / "styles" / model.styles[model.style_names.index(name)].source)
+        metric = PaintingMetric(painting, size)
+        start = time.perf_counter()
+        best = stylize(photo, name, device="cpu", best=True)
+        best_s = time.perf_counter() - start
+        start = time.perf_counter()
+        classic = stylize_gatys(photo, [painting], GatysConfig(size=size, steps=effort(args, 100, 100, 4),
+                                                               precision="fp32"), device="cpu").image
+        gatys_s = time.perf_counter() - start
+        scores = {k: metric(img, photo) for k, img in (("best", best), ("gatys", classic))}
+        rows.append({"style": name, "size": size, "best_steps": BEST_STEPS, "best_s": best_s, "gatys_s": gatys_s,
+                     "ratio": best_s / gatys_s, **{f"{k}_{m}": v[m] for k, v in scores.items()
+                                                   for m in ("style", "content")}})
+    print(table(f"--best (network + {BEST_STEPS} refine iterations) vs classic Gatys, {size} px, {HELD_OUT[0]} "
+                f"(cpu, {torch.get_num_threads()} threads; independent metric: style ↓ content ↓)",
+                ["style", "--best s", "Gatys s", "ratio (goal ≤ 0.35)", "--best style", "Gatys style",
+                 "--best content", "Gatys content"],
+                [[r["style"], r["best_s"], r["gatys_s"], r["ratio"], r["best_style"], r["gatys_style"],
+                  r["best_content"], r["gatys_content"]] for r in rows]))
+    return {"best": rows}

@@ -32,9 +32,10 @@ def test_bench_all_then_again_leaves_the_cached_model_alone(tmp_path, capsys):
 
 
 def test_the_studies_run_when_named(tmp_path, capsys):
-    studies = ["add-style", "refine", "train"]  # at full size 25, 1.5 and 1 min: kept out of `all`'s 10 minutes
+    studies = ["add-style", "refine", "train", "best"]  # at full size 25, 1.5, 1 and 3 min: not in `all`'s 10
     assert not set(studies) & set(HEADLINE)
     assert bench.main([*studies, "--smoke", "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "### add-style" in out and "### --best" in out and "### Training throughput" in out
+    assert "vs classic Gatys" in out
     assert (tmp_path / "add_style_sheet.jpg").is_file()
