@@ -77,3 +77,22 @@ def parse_style_arg(text: str) -> StyleSpec:
         except ValueError:
             raise StyleError(f"bad style weight {value!r} in {text!r}; write name=weight,name=weight") from None
     return mix
+
+
+SCALE_RANGE = (0.1, 4.0)  # stroke scale: network size / image size
+
+
+def check_scale(scale: float) -> float:
+    """Stroke scale: the network runs at ``scale`` × the image's size; must be a number in 0.1..4."""
+    lo, hi = SCALE_RANGE
+    if isinstance(scale, bool) or not (isinstance(scale, (int, float)) and math.isfinite(scale) and lo <= scale <= hi):
+        raise StyleError(f"scale must be a number between {lo:g} and {hi:g} (network size / image size), "
+                         f"not {scale!r}")
+    return float(scale)
+
+
+def check_strength(strength: float) -> float:
+    """Strength must be a number in [0, 1]; returns it as a float."""
+    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
+        raise StyleError(f"strength must be between 0 and 1, not {strength!r}")
+    return float(strength)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import os
 import time
 from functools import lru_cache
@@ -23,7 +22,7 @@ from .images import ImageLike, limit_size, tensor_to_uint8, to_tensor
 from .modelfile import ModelFile, get_model, resolve_model_path
 from .paths import pick_device
 from .progress import ProgressFn
-from .styles import StyleSpec, style_weights
+from .styles import StyleSpec, check_scale, check_strength, style_weights  # noqa: F401 (checks re-exported)
 
 MIN_SIDE = 8  # the network's reflection pads need at least this many pixels per side
 
@@ -45,19 +44,9 @@ def pad_to_multiple(image: torch.Tensor, multiple: int = 4) -> tuple[torch.Tenso
     return image, (h, w)
 
 
-SCALE_RANGE = (0.1, 4.0)
 UPSAMPLE_MODES = ("bilinear", "guided")
 DEFAULT_UPSAMPLE = "bilinear"  # see MODEL.md, "Stroke scale, refine"
 GUIDED_RADIUS, GUIDED_EPS = 4, 1e-2  # guided filter window (at the network's resolution) and regulariser
-
-
-def check_scale(scale: float) -> float:
-    """Stroke scale: the network runs at ``scale`` × the image's size; must be a number in 0.1..4."""
-    lo, hi = SCALE_RANGE
-    if isinstance(scale, bool) or not (isinstance(scale, (int, float)) and math.isfinite(scale) and lo <= scale <= hi):
-        raise StyleError(f"scale must be a number between {lo:g} and {hi:g} (network size / image size), "
-                         f"not {scale!r}")
-    return float(scale)
 
 
 def resample_to(out: torch.Tensor, size: tuple[int, int], guide: torch.Tensor | None = None,
@@ -111,11 +100,18 @@ class Stylizer:
         """The compiled graphs' style input for style weights [B, S] (:func:`multistyle.engine.style_affine`)."""
         return style_affine(self.net, weights)
 
-    def uint8(self, image: np.ndarray, affine: np.ndarray, strength: float = 1.0, bgr: bool = False) -> np.ndarray:
+    def uint8(self, image: np.ndarray, affine: np.ndarray, strength: float = 1.0, bgr: bool = False,
+              scale: float = 1.0) -> np.ndarray:
         """HxWx3 uint8 (RGB, or BGR with ``bgr``) → stylized uint8 of the same size and order, in one compiled
         graph (conversions and the strength blend inside; ``affine`` from :meth:`affine`). Needs :attr:`compiled`.
-        Padded like :func:`pad_to_multiple` when H or W is not a multiple of the net's ``multiple``."""
+        Padded like :func:`pad_to_multiple` when H or W is not a multiple of the net's ``multiple``. ``scale`` ≠ 1:
+        the graph runs on the image resized by OpenCV (area average when shrinking), bilinear back, then blended."""
         h, w = image.shape[:2]
+        if scale != 1.0:
+            small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                               interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            out = cv2.resize(self.uint8(small, affine, 1.0, bgr), (w, h), interpolation=cv2.INTER_LINEAR)
+            return out if strength == 1.0 else cv2.addWeighted(image, 1.0 - strength, out, strength, 0.0)
         th, tw = padded_size(h, w, getattr(self.net, "multiple", 4))
         if (th, tw) != (h, w):
             border = cv2.BORDER_REFLECT_101 if h > th - h and w > tw - w else cv2.BORDER_REPLICATE
@@ -227,13 +223,6 @@ def head_start(stylizer: Stylizer, photo: torch.Tensor, paintings: Sequence[torc
     return stylizer.raw(photo, torch.as_tensor(mix)[None]).cpu()
 
 
-def check_strength(strength: float) -> float:
-    """Strength must be a number in [0, 1]; returns it as a float."""
-    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
-        raise StyleError(f"strength must be between 0 and 1, not {strength!r}")
-    return float(strength)
-
-
 def _rgb8(image: object) -> np.ndarray | None:
     """An 8-bit RGB PIL image or HxWx3 uint8 array as a contiguous array (the compiled uint8 graph's input), else
     None (other inputs take the float path)."""
@@ -290,9 +279,9 @@ def stylize(image: ImageLike | Sequence[ImageLike], style: StyleSpec = 0, streng
         stylizer = zero_shot_stylizer(stylizer, painting)
         style = len(stylizer.names) - 1
     weights = style_weights(style, stylizer.names)
-    rgb = _rgb8(image) if stylizer.compiled and not (preserve_color or refine or scale != 1.0) else None
+    rgb = _rgb8(image) if stylizer.compiled and not (preserve_color or refine or upsample != "bilinear") else None
     if rgb is not None and (max_size is None or max(rgb.shape[:2]) <= max_size):
-        out8 = stylizer.uint8(rgb, stylizer.affine(weights), strength)
+        out8 = stylizer.uint8(rgb, stylizer.affine(weights), strength, scale=scale)
         return out8 if isinstance(image, np.ndarray) else Image.fromarray(out8, "RGB")
     x = limit_size(to_tensor(image), max_size)
     out = stylizer(x, weights.expand(x.shape[0], -1), strength, preserve_color, scale, upsample, refine,
