@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, run_main
 from PIL import Image
 
 import multistyle
@@ -134,20 +134,20 @@ def test_cli_stylize_files_folders_stdin_json(tmp_path, small_photo):
     small_photo.save(src / "a.jpg")
     small_photo.resize((97, 131)).save(src / "b.png")
     one = tmp_path / "one.png"
-    r = run_cli("stylize", str(src / "a.jpg"), "-s", "starry_night", "-o", str(one))
+    r = run_main("stylize", str(src / "a.jpg"), "-s", "starry_night", "-o", str(one))
     assert r.returncode == 0, r.stderr.decode()
     assert Image.open(one).size == (96, 72)
-    r = run_cli("stylize", str(src), "-s", "starry_night=0.7,great_wave=0.3", "-o", str(tmp_path / "out"), "--json",
-                "--strength", "0.8", "--preserve-color")
+    r = run_main("stylize", str(src), "-s", "starry_night=0.7,great_wave=0.3", "-o", str(tmp_path / "out"), "--json",
+                 "--strength", "0.8", "--preserve-color")
     assert r.returncode == 0, r.stderr.decode()
     records = [json.loads(line) for line in r.stdout.decode().splitlines()]
     assert len(records) == 2 and Image.open(records[1]["output"]).size == (97, 131)
-    r = run_cli("stylize", "-", "-s", "3", "-o", "-", stdin=(src / "b.png").read_bytes())
+    r = run_cli("stylize", "-", "-s", "3", "-o", "-", stdin=(src / "b.png").read_bytes())  # the real entry point
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout[:8] == b"\x89PNG\r\n\x1a\n"
-    r = run_cli("styles", "--json")
+    r = run_main("styles", "--json")
     assert len(json.loads(r.stdout)["styles"]) == 13
-    r = run_cli("sheet", str(src / "a.jpg"), "-o", str(tmp_path / "sheet.png"), "--tile", "48")
+    r = run_main("sheet", str(src / "a.jpg"), "-o", str(tmp_path / "sheet.png"), "--tile", "48")
     assert r.returncode == 0, r.stderr.decode()
     assert Image.open(tmp_path / "sheet.png").size[0] > 48 * 5
 

@@ -133,13 +133,13 @@ def test_add_style_script_and_errors(tiny_model, tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     assert "precision: fp32 (fp32 as asked" in result.stdout.decode() and "1 torch threads" in result.stdout.decode()
     assert load_model(out)[0].style_names[-1] == "my_scream"
-    again = run_cli(str(STYLES / "the_scream.jpg"), "--model", str(out), "--out", str(out), "--steps", "1",
-                    "--size", "32", "--name", "my_scream", module=str(ROOT / "train" / "add_style.py"))
+    again = run_main("add-style", str(STYLES / "the_scream.jpg"), "--model", str(out), "--out", str(out), "--steps",
+                     "1", "--size", "32", "--name", "my_scream")
     assert "already has a style named" in assert_one_line_error(again)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff" + b"0" * 50)
-    assert "corrupt" in assert_one_line_error(run_cli(str(bad), *args, module=str(ROOT / "train" / "add_style.py"))) \
-        or "not an image" in assert_one_line_error(run_cli(str(bad), *args, module=str(ROOT / "train" / "add_style.py")))
+    line = assert_one_line_error(run_main("add-style", str(bad), *args))
+    assert "corrupt" in line or "not an image" in line, line
 
 
 def test_a_time_budget_that_cuts_the_recipe_short_says_so_in_one_line(tiny_model, tmp_path):
