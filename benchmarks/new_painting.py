@@ -11,8 +11,8 @@ painting not seen before, the 512 px picture included) and a cached call.
 
 Resumable: each painting's rows go to ``OUT_DIR/new_painting.json`` as it ends; a run does the paintings not yet
 there until ``MINUTES`` of work, then prints the table of all of them (run it again to finish; ``--fresh``-like
-restart: delete the file). The contact sheet (one row per painting: painting / blend / fitted / fast / best / peer,
-every panel :data:`TILE` px high) goes to OUT_DIR."""
+restart: delete the file). The contact sheet of a run's paintings (one row each: painting / blend / fitted / fast /
+best / peer, every panel in the same :data:`TILE`-high 4:3 box, so the runs' sheets stack) goes to OUT_DIR."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ PHOTOS = ("chelsea_cat.jpg", "coffee.jpg", "tubingen.jpg")
 RECIPES = (("add-style fast", "fast"), ("add-style best (25 s recipe's work)", "best"))
 MINUTES = 3.0  # of work per run (2 paintings), so `all` stays near 10 minutes; run it again to finish the table
 SHEET = ("blend zero-shot", "fitted zero-shot", "add-style fast", "add-style best (25 s recipe's work)", "peer")
-TILE = 180  # px: the height of every panel of the contact sheet
+TILE = 180  # px: the height of the contact sheet's panels (a photo 4:3 fills one)
 
 
 def photos(args: argparse.Namespace) -> list[tuple[str, torch.Tensor]]:
@@ -123,11 +123,12 @@ def painting_rows(name: str, painting: torch.Tensor, model, peer, shots, args) -
 
 
 def _tile(image: torch.Tensor) -> torch.Tensor:
-    """``image`` at the contact sheet's panel height."""
+    """``image`` fitted into the contact sheet's TILE x 4/3 TILE panel (a photo fills it; a wide painting is as wide
+    as a photo), so every run's sheet has the same columns."""
     from multistyle.images import resize_long_side
 
     h, w = image.shape[-2:]
-    return resize_long_side(image.float(), max(1, round(TILE * max(h, w) / h)))
+    return resize_long_side(image.float(), max(1, round(min(TILE * max(h, w) / h, TILE * 4 / 3 * max(h, w) / w))))
 
 
 def _peer_image(peer, photo: torch.Tensor, painting: torch.Tensor) -> torch.Tensor:
