@@ -60,13 +60,13 @@ def test_video_tab_refuses_a_clip_over_its_caps_in_a_plain_sentence(server, tmp_
     clip = synthetic_clip(tmp_path / "long.mp4", size=(64, 48), seconds=1.0, audio=None)
     options.video_clip_seconds = 0.5
     try:
-        with pytest.raises(AppError, match=r"this clip is 1\.0 s long; this page stylizes clips of up to 0\.5 s"):
+        with pytest.raises(AppError, match=r"This clip is 1\.0 s long; this page stylizes clips of up to 0\.5 s"):
             stylize(url, clip)
     finally:
         options.video_clip_seconds = 10.0
     options.video_max_pixels = 1000
     try:
-        with pytest.raises(AppError, match="this clip is 64×48 pixels; this page takes clips of up to"):
+        with pytest.raises(AppError, match="This clip is 64×48 pixels; this page takes clips of up to"):
             stylize(url, clip)
     finally:
         options.video_max_pixels = 2_100_000

@@ -34,7 +34,7 @@ def check_clip(path, options: DemoOptions):
     if not path:
         raise MultistyleError("upload a video clip first")
     info = probe(path)
-    name = "this clip"
+    name = "This clip"
     if info.width * info.height > options.video_max_pixels:
         raise MultistyleError(f"{name} is {info.width}×{info.height} pixels; this page takes clips of up to "
                               f"{options.video_max_pixels / 1e6:.1f} megapixels a frame: export a smaller one")
