@@ -226,8 +226,8 @@ def add_style_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--name", help="style name (default: the file name)")
     p.add_argument("--quality", choices=tuple(PRESETS), default="fast",
                    help="fast (default): warm start from the closest blend of the existing styles, "
-                        f"{_stage_text(fast)}: the same work and picture on every CPU, about 7 s of training on two "
-                        f"laptop cores (AVX2), 3 s with native bf16; best: {_stage_text(best)} (4x the work, a lower "
+                        f"{_stage_text(fast)}: the same work and picture on every CPU, about 8 s of training on two "
+                        f"laptop cores (AVX2), 4 s with native bf16; best: {_stage_text(best)} (4x the work, a lower "
                         "training loss, about the same picture at 512 px); legacy: the old recipe (mean start, 200 "
                         "Adam steps, 5+ minutes)")
     p.add_argument("--steps", type=positive_int, help=f"optimiser steps over all sizes, split as the preset splits "

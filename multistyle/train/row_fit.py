@@ -90,7 +90,7 @@ class AddStyleConfig:
 # Each recipe is its work (steps at each size), never wall seconds, so it gives the same picture on every CPU.
 # fast: 10 full-batch L-BFGS evaluations at 64 px, then 48 Adam steps at 128 px. Leave one out on the shipped
 # paintings in the new-painting bench's metric at 512 px (MODEL.md, "Adding a style"), it scores within 0.01 of
-# the 25 s recipe of 2026-12-03 (15 + 100 at 128 px + 120 at 256 px: `best` now) at a quarter of its work; ~7 s of
+# the 25 s recipe of 2026-12-03 (15 + 100 at 128 px + 120 at 256 px: `best` now) at a quarter of its work; ~8 s of
 # fitting on two AVX2 cores without bf16.
 FAST_SCHEDULE = ((4, 10, "lbfgs"), (2, 48, "adam"))
 BEST_SCHEDULE = ((4, 15, "lbfgs"), (2, 100, "adam"), (1, 120, "adam"))
