@@ -229,11 +229,7 @@ def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerm
         began = time.perf_counter()
         terms_box.clear()
         before = image.detach().clone()
-        if isinstance(optimizer, LBFGS):
-            optimizer.step(closure)  # evaluates the loss at `before`, then moves the image
-        else:
-            closure()
-            optimizer.step()
+        optimizer.step(closure)  # evaluates the loss at `before`, then moves the image
         if config.optimizer == "adam":
             with torch.no_grad():
                 image.clamp_(0, 1)

@@ -129,7 +129,7 @@ class LBFGS(_Flat):
 
 class Adam(_Flat):
     """Adam (no weight decay, no amsgrad), the update of ``torch.optim.Adam``; ``lr`` may change between steps.
-    Call ``backward()`` on the loss, then ``step()``."""
+    ``step()`` after ``backward()``, or ``step(closure)`` (the closure computes the loss and calls ``backward()``)."""
 
     def __init__(self, params: Sequence[torch.Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8) -> None:
@@ -138,7 +138,10 @@ class Adam(_Flat):
         self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, closure: Closure | None = None) -> None:
+        if closure is not None:
+            with torch.enable_grad():
+                closure()
         self.count += 1
         b1, b2 = self.betas
         correction1, correction2 = 1 - b1 ** self.count, (1 - b2 ** self.count) ** 0.5
