@@ -21,6 +21,8 @@ INITS = ("blend", "mean")
 OPTIMIZERS = ("lbfgs", "adam")
 FRAMES = ("whole", "square")
 PRECISIONS = ("auto", "fp32", "bf16")
+# fast's stages (the defaults of AddStyleConfig): (size divisor, steps as shares, optimiser); PRESETS says why
+FAST_SCHEDULE = ((4, 10, "lbfgs"), (2, 48, "adam"))
 
 
 @dataclass
@@ -33,7 +35,7 @@ class AddStyleConfig:
 
     steps: int = 58
     size: int = 256
-    schedule: tuple[tuple[int, float, str], ...] = ((4, 10, "lbfgs"), (2, 48, "adam"))
+    schedule: tuple[tuple[int, float, str], ...] = FAST_SCHEDULE
     init: str = "blend"
     batch: int = 1  # Adam: photos per step, in turn (an L-BFGS evaluation sees them all)
     lr: float = 0.4  # Adam's learning rate (in the preconditioned coordinates); L-BFGS's line search sets its own
@@ -92,10 +94,9 @@ class AddStyleConfig:
 # paintings in the new-painting bench's metric at 512 px (MODEL.md, "Adding a style"), it scores within 0.01 of
 # the 25 s recipe of 2026-12-03 (15 + 100 at 128 px + 120 at 256 px: `best` now) at a quarter of its work; ~8 s of
 # fitting on two AVX2 cores without bf16.
-FAST_SCHEDULE = ((4, 10, "lbfgs"), (2, 48, "adam"))
 BEST_SCHEDULE = ((4, 15, "lbfgs"), (2, 100, "adam"), (1, 120, "adam"))
 PRESETS: dict[str, AddStyleConfig] = {
-    "fast": AddStyleConfig(steps=58, schedule=FAST_SCHEDULE),
+    "fast": AddStyleConfig(),  # the defaults are fast's
     # the 25 s recipe of 2026-12-03 by its work: ~45 s natively with bf16, ~75 s on two AVX2 cores
     "best": AddStyleConfig(steps=235, schedule=BEST_SCHEDULE),
     "legacy": AddStyleConfig(steps=200, schedule=((2, 0.5, "adam"), (1, 0.5, "adam")), init="mean", batch=4,
