@@ -26,18 +26,32 @@ def cache_dir() -> Path:
     return Path(base) / "multistyle"
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
-    """Call ``write(tmp_path)`` then rename onto ``path`` so readers never see a half-written file."""
+def temp_beside(path: str | os.PathLike) -> Path:
+    """A new empty temporary file in ``path``'s folder (made if missing), to be renamed onto ``path`` by
+    :func:`publish` when it is complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    return Path(tmp)
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Give the finished temporary file ``tmp`` the usual permissions and rename it onto ``path`` (atomic)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
+    os.replace(tmp, path)
+    return Path(path)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
+    """Call ``write(tmp_path)`` then rename onto ``path`` so readers never see a half-written file."""
+    path = Path(path)
+    tmp = str(temp_beside(path))
     try:
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +19,7 @@ import cv2
 import numpy as np
 
 from ..errors import MultistyleError
+from ..paths import publish, temp_beside
 
 VIDEO_CODEC = "libx264"
 COPY_AUDIO = ("aac", "mp3")  # copied packet for packet; anything else becomes AAC
@@ -165,12 +165,9 @@ class MediaWriter:
 
         w, h = self.size or (frame.shape[1], frame.shape[0])
         self.size = (max(2, w - w % 2), max(2, h - h % 2))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temp_beside(self.path)
         try:
-            self.container = av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"})
+            self.container = av.open(str(self.tmp), "w", format="mp4", options={"movflags": "+faststart"})
         except (av.FFmpegError, OSError) as exc:
             raise MultistyleError(f"cannot write video {self.path} ({_reason(exc)})") from None
         rate = Fraction(self.fps).limit_denominator(1001)
@@ -265,10 +262,7 @@ class MediaWriter:
                         self.container.mux(packet)
             self.container.close()
             self.container = None
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-            os.replace(self.tmp, self.path)
+            publish(self.tmp, self.path)
             self.tmp = None
         finally:
             self.abort()
