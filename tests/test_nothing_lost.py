@@ -11,9 +11,10 @@ import sys
 import time
 
 from conftest import ROOT, STYLES, THREADS, assert_one_line_error, run_cli
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from multistyle.modelfile import PACKAGED_MODEL, load_model
+from multistyle.train.add_style import model_lock
 
 ADD_STYLE = str(ROOT / "train" / "add_style.py")
 
@@ -35,7 +36,7 @@ def wait_for_lock(path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
     while time.time() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode()
         try:
-            with FileLock(str(path) + ".lock", timeout=0):
+            with model_lock(path):
                 pass
         except Timeout:
             return

@@ -44,8 +44,10 @@ def sanitize_style_name(name: str) -> str:
 
 
 def model_lock(path: str | os.PathLike) -> FileLock:
-    """An exclusive lock on a model file, taken without waiting."""
-    return FileLock(str(path) + ".lock", timeout=0)
+    """An exclusive lock on a model file, taken without waiting: a hidden ``.NAME.lock`` beside it (the lock file
+    stays after release, as lock files must, so it is kept out of the user's listing)."""
+    path = Path(path)
+    return FileLock(str(path.with_name(f".{path.name}.lock")), timeout=0)
 
 
 def add_style(style_image: str | os.PathLike, model_path: str | os.PathLike, out: str | os.PathLike,
