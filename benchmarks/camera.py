@@ -57,9 +57,10 @@ def make_clip(folder: Path, size: tuple[int, int], frames: int) -> Path:
     return path
 
 
-def score_difference(stylizer) -> float:
+def score_difference(stylizer, pairs: int | None = None) -> float:
     """Largest relative difference of the perceptual loss (content + style, the model's own loss) between this
-    stylizer's engine and torch fp32, over :data:`SCORE_STYLES` × the held-out photos at 256 px."""
+    stylizer's engine and torch fp32, over :data:`SCORE_STYLES` × the held-out photos at 256 px (``pairs``: only
+    the first style and photo each when 1, the smoke run's)."""
     import torch
 
     from multistyle.images import load_image
@@ -70,11 +71,11 @@ def score_difference(stylizer) -> float:
     reference = Stylizer(stylizer.model, "cpu", engine="torch")
     loss = PerceptualLoss(LossConfig.from_dict(stylizer.model.loss))
     worst = 0.0
-    for name in SCORE_STYLES:
+    for name in SCORE_STYLES[:pairs]:
         style = stylizer.model.styles[stylizer.names.index(name)]
         painting = load_image(DATA / "styles" / style.source, max_size=256)
         grams = loss.style_targets([painting]).blend()
-        for photo_name in HELD_OUT:
+        for photo_name in HELD_OUT[:pairs]:
             photo = load_image(DATA / "content" / photo_name, max_size=256)
             weights = style_weights(name, stylizer.names)
             with torch.no_grad():
@@ -135,8 +136,9 @@ def api_ratio(repeat: int) -> dict:
             "api_ratio": ms["multistyle"] / ms[PEER] if PEER in ms else float("nan")}
 
 
-def worker(clips: dict[int, Path], quick: bool) -> dict:
-    """Everything measured inside one CPU class's process (its caps are in the environment)."""
+def worker(clips: dict[int, Path], quick: bool, smoke: bool = False) -> dict:
+    """Everything measured inside one CPU class's process (its caps are in the environment); ``smoke``: each
+    figure once, on a few frames (the test suite's run: it proves the path, its figures mean nothing)."""
     import torch
 
     from multistyle.stylizer import get_stylizer
@@ -144,16 +146,16 @@ def worker(clips: dict[int, Path], quick: bool) -> dict:
     torch.set_num_threads(2)
     stylizer = get_stylizer(None, "cpu")  # "auto": measured now, in this class's fresh cache
     cap = cv2.VideoCapture(str(clips[640]))
-    frames = [cap.read()[1] for _ in range(24 if quick else 48)]
+    frames = [cap.read()[1] for _ in range(8 if smoke else 24 if quick else 48)]
     cap.release()
     result = {"engine": stylizer.choice.engine, "precision": stylizer.choice.precision,
               "reason": stylizer.choice.reason,
               "net640_ms": network_ms(stylizer, SIZES[640], 5 if quick else 10),
               "net1280_ms": network_ms(stylizer, SIZES[1280], 3 if quick else 6),
               **flicker_figures(stylizer, frames),
-              "stages": stage_ms(stylizer, clips[640], 60 if quick else 120),
-              "score_diff": score_difference(stylizer)}
-    result.update(api_ratio(5 if quick else 11))
+              "stages": stage_ms(stylizer, clips[640], 15 if smoke else 60 if quick else 120),
+              "score_diff": score_difference(stylizer, 1 if smoke else None)}
+    result.update(api_ratio(1 if smoke else 5 if quick else 11))
     return result
 
 
@@ -163,7 +165,7 @@ def run_class(name: str, clips: dict[int, Path], frames: int, quick: bool, smoke
     with tempfile.TemporaryDirectory() as cache:
         env = {**CPU_CLASSES[name], "MULTISTYLE_CACHE": cache}
         cmd = [sys.executable, "-m", "benchmarks.camera", "--worker", json.dumps({k: str(v) for k, v in clips.items()})]
-        cmd += ["--quick"] if quick else []
+        cmd += (["--quick"] if quick else []) + (["--smoke"] if smoke else [])
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False, timeout=CHILD_TIMEOUT_S,
                               env={**os.environ, "PYTHONPATH": str(ROOT), **env})
         if done.returncode:
@@ -236,5 +238,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="one CPU class's in-process camera measurements (JSON)")
     parser.add_argument("--worker", required=True, help="JSON {size: clip path}")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--smoke", action="store_true")
     ns = parser.parse_args()
-    print(json.dumps(worker({int(k): Path(v) for k, v in json.loads(ns.worker).items()}, ns.quick)))
+    print(json.dumps(worker({int(k): Path(v) for k, v in json.loads(ns.worker).items()}, ns.quick, ns.smoke)))
