@@ -1,10 +1,13 @@
 """Which engine and precision run the network on this machine: ``--engine`` one of :data:`ENGINES` as asked,
 or ``auto``: every installed candidate timed once on a real photo at 640×480 against torch fp32, the fastest whose
-picture stays within :data:`MAX_MEAN_DIFF` of it, kept in ``cache_dir()/engine.json`` with its reason (``-v``)."""
+picture stays within :data:`MAX_MEAN_DIFF` of it, kept in ``cache_dir()/engine.json`` with its reason (``-v``).
+OpenVINO int8 is a candidate only for a network whose int8 file's per-style perceptual check covers every style it
+holds (:mod:`multistyle.engine.int8`); its limit is that check's pixel difference × ``DIFF_SLACK``."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ import torch
 from ..paths import atomic_write, cache_dir
 from ..precision import bf16_autocast_native, machine_key
 from .graph import style_affine
+from .int8 import DIFF_SLACK, int8_record
 from .runners import (ENGINES, OPTIONAL, PRECISIONS, EngineError, RunnerSpec, build_runner, engine_module,
                       engine_version, installed)
 
@@ -58,6 +62,10 @@ def choose_engine(requested: str | EngineChoice = "auto", device: torch.device |
     and other devices run torch). A named optional engine takes bf16 where the CPU computes it natively. An
     :class:`EngineChoice` (one resolved before, e.g. ``auto``'s measured one) is kept as it is."""
     if isinstance(check_engine(requested), EngineChoice):
+        if requested.precision == "int8" and (net is None or int8_record(net) is None):
+            if net is None:
+                raise ValueError("an int8 choice needs the network, to check that its styles were checked")
+            return measured_choice(net)  # e.g. auto's choice for a model with a style added since: no int8
         return requested
     device = torch.device(device)
     if requested == "torch":
@@ -76,12 +84,15 @@ def choose_engine(requested: str | EngineChoice = "auto", device: torch.device |
     return measured_choice(net)
 
 
-def candidates() -> list[tuple[str, str]]:
-    """(engine, precision) pairs to time here: torch fp32, each installed optional engine in fp32, and OpenVINO
-    bf16 only where the CPU computes bf16 natively (:func:`multistyle.precision.bf16_autocast_native`)."""
+def candidates(net: torch.nn.Module | None = None) -> list[tuple[str, str]]:
+    """(engine, precision) pairs to time here: torch fp32, each installed optional engine in fp32, OpenVINO
+    bf16 only where the CPU computes bf16 natively (:func:`multistyle.precision.bf16_autocast_native`), and OpenVINO
+    int8 only for a ``net`` whose checked int8 file covers all its styles (:func:`multistyle.engine.int8.int8_record`)."""
     bf16 = bf16_autocast_native("cpu").bf16
+    int8 = net is not None and int8_record(net) is not None
+    allowed = {"fp32": True, "bf16": bf16, "int8": int8}
     return [(engine, precision) for engine in ENGINES if installed(engine)
-            for precision in PRECISIONS[engine] if precision != "bf16" or bf16]
+            for precision in PRECISIONS[engine] if allowed[precision]]
 
 
 def _probe_photo() -> np.ndarray:
@@ -96,7 +107,8 @@ def _probe_photo() -> np.ndarray:
 
 def measure(net: torch.nn.Module, pairs: list[tuple[str, str]]) -> dict:
     """Milliseconds (best of :data:`PROBE_ROUNDS`) and mean difference from torch fp32 of each
-    (engine, precision) on the probe photo with style 0; a pair that fails to compile is left out."""
+    (engine, precision) on the probe photo with style 0; a pair that fails to compile is left out. ``limit``:
+    each pair's allowed difference (:data:`MAX_MEAN_DIFF`; int8: its check's largest × ``DIFF_SLACK``)."""
     photo = _probe_photo()
     weights = torch.zeros(1, net.norms()[-1].gamma.shape[0])
     weights[0, 0] = 1
@@ -120,14 +132,18 @@ def measure(net: torch.nn.Module, pairs: list[tuple[str, str]]) -> dict:
             run(photo, affine)
             times[name].append(1000 * (time.perf_counter() - start))
     reference = outputs["torch fp32"]
+    found = int8_record(net)
+    int8_limit = DIFF_SLACK * found[1]["check"]["max_diff"] if found else 0.0
     return {"ms": {n: round(min(t), 2) for n, t in times.items()},
             "mean_diff": {n: round(float(np.abs(o - reference).mean()), 5) for n, o in outputs.items()},
+            "limit": {n: round(int8_limit, 5) if n.endswith("int8") else MAX_MEAN_DIFF for n in outputs},
             "measured": time.strftime("%Y-%m-%d %H:%M")}
 
 
 def pick(record: dict) -> tuple[str, str]:
-    """The fastest measured (engine, precision) within :data:`MAX_MEAN_DIFF` of torch fp32."""
-    ok = [n for n in record["ms"] if record["mean_diff"][n] <= MAX_MEAN_DIFF]
+    """The fastest measured (engine, precision) within its limit of torch fp32 (:func:`measure`)."""
+    limits = record.get("limit", {})
+    ok = [n for n in record["ms"] if record["mean_diff"][n] <= limits.get(n, MAX_MEAN_DIFF)]
     engine, precision = min(ok, key=lambda n: record["ms"][n]).split()
     return engine, precision
 
@@ -137,8 +153,10 @@ def explain(record: dict, chosen: tuple[str, str]) -> str:
     h, w = PROBE_SHAPE[2:]
     parts = [f"{n} {ms:.1f} ms (diff {record['mean_diff'][n]:.4f})"
              for n, ms in sorted(record["ms"].items(), key=lambda kv: kv[1])]
+    limit = record.get("limit", {}).get(" ".join(chosen), MAX_MEAN_DIFF)
+    why = " (its per-style perceptual check passed)" if chosen[1] == "int8" else ""
     return (f"measured {record['measured']} at {w}x{h}: " + ", ".join(parts)
-            + f"; {' '.join(chosen)} is the fastest within {MAX_MEAN_DIFF} of torch fp32")
+            + f"; {' '.join(chosen)} is the fastest within {limit} of torch fp32{why}")
 
 
 def _arch(net: torch.nn.Module) -> str:
@@ -185,10 +203,12 @@ def measured_choice(net: torch.nn.Module) -> EngineChoice:
     """The ``auto`` choice for ``net``'s architecture on this machine: from ``cache_dir()/engine.json`` (keyed by
     :func:`multistyle.precision.machine_key`: CPU, ISA caps, torch, threads; plus the installed engines'
     versions), else measured now (a few seconds, once) and written there (:func:`cached_record`)."""
-    pairs = candidates()
+    pairs = candidates(net)
     names = {f"{e} {p}" for e, p in pairs}
     versions = ", ".join(engine_version(e) for e in OPTIONAL if installed(e))
-    key = machine_key(f"engine {_arch(net)} [{versions or 'torch only'}]")
+    found = int8_record(net)
+    int8 = f" int8 {hashlib.sha1(json.dumps(found[1], sort_keys=True).encode()).hexdigest()[:10]}" if found else ""
+    key = machine_key(f"engine {_arch(net)} [{versions or 'torch only'}]{int8}")
 
     def valid(record: object) -> bool:
         return (isinstance(record, dict) and isinstance(record.get("ms"), dict) and set(record["ms"]) <= names

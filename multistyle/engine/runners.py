@@ -72,11 +72,19 @@ class TorchRunner:
 
 
 class OpenVinoRunner:
-    """The ONNX graph compiled by OpenVINO's CPU plugin for a static shape, f32 or bf16, latency-first."""
+    """The ONNX graph compiled by OpenVINO's CPU plugin for a static shape, f32 or bf16, latency-first; int8: the
+    network's checked int8 file (:func:`multistyle.engine.int8.int8_network`), int8 convs and f32 for the rest."""
 
     def __init__(self, net: torch.nn.Module, spec: RunnerSpec, key: str | None = None) -> None:
         ov = engine_module(spec.engine)
         self.spec = spec
+        if spec.precision == "int8":
+            from .int8 import int8_key, int8_network
+
+            net = int8_network(net)
+            if net is None:
+                raise EngineError("no checked int8 network covers this model and its styles; use openvino fp32")
+            key = int8_key(net)
         core = ov.Core()
         model = core.read_model(str(onnx_graph(net, spec.kind, key)))
         if spec.kind == "image":  # every dimension static: a dynamic batch alone halves OpenVINO's speed
@@ -117,7 +125,7 @@ class OnnxRuntimeRunner:
 Runner = TorchRunner | OpenVinoRunner | OnnxRuntimeRunner
 # THE engine table, the one place engine names are written: each engine, its runner and the precisions it runs.
 # torch is the reference and always there; the others are optional packages of the same name (pip install NAME).
-_TABLE = {"torch": (TorchRunner, ("fp32",)), "openvino": (OpenVinoRunner, ("fp32", "bf16")),
+_TABLE = {"torch": (TorchRunner, ("fp32",)), "openvino": (OpenVinoRunner, ("fp32", "bf16", "int8")),
           "onnxruntime": (OnnxRuntimeRunner, ("fp32",))}
 ENGINES = tuple(_TABLE)
 OPTIONAL = ENGINES[1:]

@@ -116,4 +116,8 @@ def test_zero_shot_stylizer_keeps_autos_measured_choice():
     base = get_stylizer(device="cpu")  # engine "auto": measured, with its quality check
     assert base.choice.reason.startswith("measured")
     shot = zero_shot_stylizer(base, str(STYLES / "starry_night.jpg"), fit=False)
-    assert shot.choice == base.choice and shot.names[-1] != base.names[-1]
+    assert shot.names[-1] != base.names[-1]
+    if base.choice.precision == "int8":  # its new row was never checked in int8: auto measures again, without it
+        assert shot.choice.precision != "int8" and shot.choice.reason.startswith("measured")
+    else:
+        assert shot.choice == base.choice
