@@ -194,6 +194,18 @@ def test_training_scripts_bad_input(tmp_path, files):
         line = assert_one_line_error(run_main("add-style", str(bad[name]), "--out", str(tmp_path / "u.safetensors")))
         assert BAD_MESSAGES[name] in line
     assert "--steps" in assert_one_line_error(run_cli(str(STYLES / "udnie.jpg"), "--steps", "zero", module=ADD_STYLE))
+    photos = str(ROOT / "multistyle" / "assets" / "content")
+    int8 = str(tmp_path / "mine.int8.safetensors")
+    for argv, expected in ((("--content-dir", str(tmp_path / "none"), "--held-out", photos, "--out", int8),
+                            "no such file or folder"),
+                           (("--content-dir", photos, "--held-out", photos, "--out", str(existing)), "must end in"),
+                           (("--content-dir", photos, "--held-out", photos, "--steps", "0"), "--steps")):
+        assert expected in assert_one_line_error(run_main("quantize", *argv))
+    existing_int8 = tmp_path / "kept.int8.safetensors"
+    existing_int8.write_bytes(b"an int8 file the user owns")
+    line = assert_one_line_error(run_main("quantize", "--content-dir", photos, "--held-out", photos, "--out",
+                                          str(existing_int8)))
+    assert "already exists" in line and existing_int8.read_bytes() == b"an int8 file the user owns"
 
 
 def test_style_names_are_sanitized():

@@ -1,4 +1,5 @@
-"""Command line: ``multistyle stylize|styles|sheet|export-onnx|video|gatys|sweep|webcam|demo|train|distill|add-style``
+"""Command line: ``multistyle stylize|styles|sheet|export-onnx|video|gatys|sweep|webcam|demo|train|distill|add-style|
+quantize``
 (``multistyle CMD --help``). One module per command group; :mod:`.common` holds what they share."""
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ def build_parser() -> Parser:
   multistyle demo
   multistyle add-style my_painting.jpg
 
-training: multistyle train --help, multistyle add-style --help, multistyle distill --help""")
+training: multistyle train --help, multistyle add-style --help, multistyle distill --help,
+multistyle quantize --help""")
     parser.add_argument("--version", action="version", version=f"multistyle {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     from .apps import add_app_commands
     from .gatys import add_gatys
     from .images import add_image_commands
+    from .quantize import add_quantize
     from .sweep import add_sweep
     from .train import add_train_commands
     from .video import add_video
@@ -41,6 +44,7 @@ training: multistyle train --help, multistyle add-style --help, multistyle disti
     add_sweep(sub)
     add_app_commands(sub)
     add_train_commands(sub)
+    add_quantize(sub)
     return parser
 
 

@@ -7,7 +7,8 @@ QuantizeLinear/DequantizeLinear pair, which OpenVINO turns into a FakeQuantize a
 state-dict names, plus each conv's input range), :func:`calibrate` sets the input ranges from sample batches; the
 fine-tuning is :mod:`multistyle.train.quantize`.
 
-An int8 file (``NAME.int8.safetensors`` beside a packaged model) holds the quantized convs' weights and ranges, the
+An int8 file (``NAME.int8.safetensors`` beside a packaged model, or in the user's data folder for a model of
+their own: ``multistyle quantize``) holds the quantized convs' weights and ranges, the
 fingerprint of the float network they belong to and the per-style check made when it was written (the perceptual
 loss of the OpenVINO int8 graph against the float network's on held-out photos, every style). :func:`int8_network`
 gives the int8 network only for that float network, and only while every style row it holds was checked: a style
@@ -28,7 +29,7 @@ from torch import nn
 from ..modelfile import ASSETS
 from .graph import conditional_norms, fingerprint
 
-INT8_DIR = ASSETS  # where int8 files are looked up: beside the packaged models
+INT8_DIR = ASSETS  # where the packaged models' int8 files are; a user's own are in user_data_dir()
 SUFFIX = ".int8.safetensors"
 MAX_LOSS_RATIO = 1.005  # the check: int8's perceptual loss at most 0.5 % over the float network's, every style
 DIFF_SLACK = 1.5  # auto's probe: int8's mean pixel difference at most this × the largest one the check recorded
@@ -190,8 +191,17 @@ def passes(check: dict) -> bool:
     return bool(styles) and all(i <= MAX_LOSS_RATIO * f for r in styles.values() for i, f in zip(r["int8"], r["fp32"]))
 
 
+def _listing(folder: Path) -> tuple[tuple[str, dict], ...]:
+    """(path, metadata) of the int8 files in ``folder``, read again only when the folder changes (its mtime)."""
+    try:
+        stamp = folder.stat().st_mtime_ns
+    except OSError:
+        return ()
+    return _files(str(folder), stamp)
+
+
 @cache
-def _files(folder: str) -> tuple[tuple[str, dict], ...]:
+def _files(folder: str, _stamp: int) -> tuple[tuple[str, dict], ...]:
     found = []
     for path in sorted(Path(folder).glob(f"*{SUFFIX}")):
         try:
@@ -201,18 +211,26 @@ def _files(folder: str) -> tuple[tuple[str, dict], ...]:
     return tuple(found)
 
 
-def int8_record(net: nn.Module, folder: str | Path = INT8_DIR) -> tuple[str, dict] | None:
-    """(path, metadata) of the int8 file for ``net``: made for its float weights, its check passed, and every
-    style row ``net`` holds among the rows checked. None otherwise."""
+def int8_folders() -> tuple[Path, ...]:
+    """Where int8 files are looked up: beside the packaged models, then the user's data folder."""
+    from ..paths import user_data_dir
+
+    return INT8_DIR, user_data_dir()
+
+
+def int8_record(net: nn.Module, folder: str | Path | None = None) -> tuple[str, dict] | None:
+    """(path, metadata) of the int8 file for ``net`` in ``folder`` (default: :func:`int8_folders`): made for its
+    float weights, its check passed, and every style row ``net`` holds among the rows checked. None otherwise."""
     key = fingerprint(net)
     rows = set(style_row_digests(net))
-    for path, meta in _files(str(folder)):
+    folders = int8_folders() if folder is None else (folder,)
+    for path, meta in (entry for f in folders for entry in _listing(Path(f))):
         if meta.get("base") == key and rows <= set(meta.get("rows", ())) and passes(meta.get("check", {})):
             return path, meta
     return None
 
 
-def int8_network(net: nn.Module, folder: str | Path = INT8_DIR) -> nn.Module | None:
+def int8_network(net: nn.Module, folder: str | Path | None = None) -> nn.Module | None:
     """``net`` with its convs quantized as its int8 file says (:func:`int8_record`; the γ/β tables are ``net``'s
     own), or None where no checked int8 file covers it."""
     found = int8_record(net, folder)

@@ -94,3 +94,26 @@ def test_quantization_aware_fine_tuning_trains_only_the_convs():
     for a, b in zip(model.net.norms(), qnet.norms()):
         assert torch.equal(a.gamma, b.gamma) and torch.equal(a.beta, b.beta)
     assert all(not p.requires_grad for p in qnet.parameters())
+
+
+def test_a_users_own_int8_file_is_found_in_their_data_folder(tmp_path, monkeypatch):
+    import shutil
+
+    from multistyle.cli.quantize import default_out
+    from multistyle.engine import int8 as int8_module
+    from multistyle.modelfile import PACKAGED_MODEL
+
+    model = _shipped()
+    shipped, _ = int8_record(model.net)
+    home, empty = tmp_path / "home", tmp_path / "empty"
+    home.mkdir()
+    empty.mkdir()
+    monkeypatch.setenv("MULTISTYLE_HOME", str(home))
+    monkeypatch.setattr(int8_module, "INT8_DIR", empty)
+    assert int8_record(model.net) is None  # neither folder has one yet
+    mine = default_out(home / "model.safetensors")  # a user's model: the int8 file goes to their data folder
+    assert mine == home / "model.int8.safetensors"
+    shutil.copy(shipped, mine)
+    assert int8_record(model.net)[0] == str(mine)
+    monkeypatch.undo()
+    assert default_out(PACKAGED_MODEL).parent == PACKAGED_MODEL.parent  # the packaged model's: beside it
