@@ -148,11 +148,12 @@ class WebcamOptions:
 class WebcamSink:
     """Where each stylized frame goes: the output file, recordings and snapshots the keys ask for, a virtual camera,
     and (unless headless) the window with the HUD. Returns False from :meth:`__call__` when the user quits.
-    Recordings are H.264 MP4 (:class:`~multistyle.video.media.MediaWriter`) at the frames' own times."""
+    Recordings are H.264 MP4 (:class:`~multistyle.video.media.MediaWriter`, its live preset) at the frames' own
+    times."""
 
     def __init__(self, options: WebcamOptions, controls: Controls, device: str, camera=None) -> None:
         self.options, self.controls, self.device = options, controls, device
-        self.output = MediaWriter(options.output) if options.output else None
+        self.output = MediaWriter(options.output, live=True) if options.output else None
         self.save_dir = Path(options.save_dir)
         self.recording: MediaWriter | None = None
         self.recording_start = 0.0  # the frame time a key-started recording counts from
@@ -164,7 +165,7 @@ class WebcamSink:
             self.output.write(stylized, t)
         if self.controls.recording and self.recording is None:
             stamp = time.strftime("%Y%m%d_%H%M%S")
-            self.recording = MediaWriter(self.save_dir / f"multistyle_{stamp}.mp4")
+            self.recording = MediaWriter(self.save_dir / f"multistyle_{stamp}.mp4", live=True)
             self.recording_start = t or 0.0
         if self.recording is not None:
             if self.controls.recording:
@@ -230,7 +231,7 @@ def run_webcam(options: WebcamOptions) -> RunStats:
         if sink.output is not None and isinstance(cap, MediaReader):  # a file: its rate, rotation and sound
             info = cap.info
             sink.output = MediaWriter(options.output, info.fps, audio=info, rotation=info.rotation,
-                                      time_base=info.time_base)
+                                      time_base=info.time_base, live=True)
 
     try:
         return run_pipeline(source, process.stages(), sink, options.max_frames, on_open=on_open,
