@@ -98,30 +98,18 @@ def quantize_convs(net: nn.Module, keep_float: Iterable[str] = ()) -> nn.Module:
 
 
 def quant_convs(net: nn.Module) -> list[QuantConv2d]:
+    """``net``'s fake-quantized convolutions, in module order."""
     return [m for m in net.modules() if isinstance(m, QuantConv2d)]
 
 
 @torch.no_grad()
-def calibrate(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], quantile: float = 1.0) -> None:
-    """Set every :class:`QuantConv2d`'s input range to what ``net`` (image, style weights) sees on ``batches``:
-    the min/max, or with ``quantile`` < 1 the mean over batches of that quantile of each side."""
+def calibrate(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Set every :class:`QuantConv2d`'s input range to the min/max ``net`` (image, style weights) sees on
+    ``batches``."""
     convs = quant_convs(net)
-    if quantile >= 1.0:
-        for conv in convs:
-            conv.lo.fill_(float("inf"))
-            conv.hi.fill_(float("-inf"))
-            conv.observing = True
-        try:
-            for image, weights in batches:
-                net(image, weights)
-        finally:
-            for conv in convs:
-                conv.observing = False
-        return
-    seen: dict[QuantConv2d, list[tuple[float, float]]] = {c: [] for c in convs}
-    hooks = [c.register_forward_pre_hook(lambda m, args: seen[m].append(_quantiles(args[0], quantile)))
-             for c in convs]
     for conv in convs:
+        conv.lo.fill_(float("inf"))
+        conv.hi.fill_(float("-inf"))
         conv.observing = True
     try:
         for image, weights in batches:
@@ -129,19 +117,6 @@ def calibrate(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor
     finally:
         for conv in convs:
             conv.observing = False
-        for hook in hooks:
-            hook.remove()
-    for conv, ranges in seen.items():
-        conv.lo.fill_(sum(r[0] for r in ranges) / len(ranges))
-        conv.hi.fill_(sum(r[1] for r in ranges) / len(ranges))
-
-
-def _quantiles(x: torch.Tensor, q: float) -> tuple[float, float]:
-    flat = x.detach().flatten().float()
-    if flat.numel() > 1_000_000:
-        flat = flat[torch.randperm(flat.numel(), device=flat.device)[:1_000_000]]
-    return float(torch.quantile(flat, 1 - q)), float(torch.quantile(flat, q))
-
 
 
 def style_row_digests(net: nn.Module) -> list[str]:
