@@ -60,9 +60,9 @@ def make_clip(folder: Path, size: tuple[int, int], frames: int) -> Path:
 def score_difference(stylizer, pairs: int | None = None) -> dict:
     """The perceptual loss (content + style, the model's own loss) of this stylizer's engine against torch fp32 on
     :data:`SCORE_STYLES` × every held-out photo of ``DATA/content`` (the int8 check's nine) at 256 px (``pairs``:
-    only the first style and photo each when 1, the smoke run's): ``score_diff``, the largest per-style change of the loss summed over the photos (the engine
-    choice's tolerance, as the int8 check judges: a lower loss is no worse), and ``score_diff_pair``, the largest
-    |change| of one photo's."""
+    only the first style and photo each when 1, the smoke run's): ``score_diff``, the largest per-style change of
+    the loss summed over the photos (the engine choice's tolerance, as the int8 check judges: a lower loss is no
+    worse), and ``score_diff_pair``, the largest |change| of one photo's."""
     import torch
 
     from multistyle.images import load_image

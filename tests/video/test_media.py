@@ -125,3 +125,22 @@ def test_a_truncated_file_is_one_line_and_exit_2(tmp_path, process):
     with pytest.raises(MultistyleError, match="truncated or damaged"):
         render_file(short, tmp_path / "o.mp4", process())
     assert not (tmp_path / "o.mp4").exists() and not list(tmp_path.glob(".o.mp4*"))
+
+
+def test_a_live_recording_uses_the_faster_encoder_preset(tmp_path):
+    """The webcam's recordings keep pace beside the network (x264 ultrafast); rendered files keep veryfast. x264
+    writes its settings into the stream: ultrafast searches sub-pixels not at all (subme=0), veryfast does."""
+    import numpy as np
+
+    from multistyle.video.media import MediaWriter
+
+    frames = np.random.default_rng(0).integers(0, 256, (4, 48, 64, 3), dtype=np.uint8)
+    written = {}
+    for live in (True, False):
+        writer = MediaWriter(tmp_path / f"live_{live}.mp4", 30, live=live)
+        for frame in frames:
+            writer.write(frame)
+        writer.close()
+        written[live] = (tmp_path / f"live_{live}.mp4").read_bytes()
+    assert b"subme=0" in written[True] and b"subme=0" not in written[False]
+    assert b"x264" in written[False]
