@@ -13,8 +13,8 @@ DESCRIPTION = """Fine-tune a model's convolutions for int8 (OpenVINO, u8 x i8 co
 every style's rows stay float and unchanged), then check every style on held-out photos: the model's own
 perceptual loss of OpenVINO's int8 graph must stay within 0.5 % of the float network's at every --check-sizes.
 Only then is the int8 file written, and `--engine auto` takes int8 for that model where it measures faster. A style
-added later is not covered: run this again after add-style. Hours of one core for the default 240 steps; run it
-niced, e.g.
+added later is not covered: run this again after add-style. The default 240 steps and the check take about 15
+minutes of one core (2026-12-07, a 2-core Xeon); run it niced, e.g.
   nice -n 19 multistyle quantize --content-dir ../shared/data/train --held-out ../shared/data/content"""
 
 
