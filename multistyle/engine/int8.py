@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..modelfile import ASSETS
-from .graph import conditional_norms, fingerprint
+from .graph import _code_hash, conditional_norms, fingerprint
 
 INT8_DIR = ASSETS  # where the packaged models' int8 files are; a user's own are in user_data_dir()
 SUFFIX = ".int8.safetensors"
@@ -218,9 +218,6 @@ def int8_network(net: nn.Module, folder: str | Path | None = None) -> nn.Module 
 
 
 def int8_key(qnet: nn.Module) -> str:
-    """The graph-file key of an int8 network: its weights and ranges, and this module's code."""
-    import inspect
-    import sys
-
-    code = hashlib.sha1(inspect.getsource(sys.modules[__name__]).encode()).hexdigest()[:8]
-    return f"int8-{fingerprint(qnet)[:12]}-{code}"
+    """The graph-file key of an int8 network: its weights and ranges, and this module's code (the file's name adds
+    :func:`~multistyle.engine.graph.graph_version`)."""
+    return f"int8-{fingerprint(qnet)[:12]}-{_code_hash(__name__)}"
