@@ -76,16 +76,38 @@ class LossConfig:
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
 
 
+class _Gram(torch.autograd.Function):
+    """F·Fᵀ / n with the gradient (∂L/∂G + ∂L/∂Gᵀ)·F / n in one product (autograd's own takes two products, a
+    transpose and a sum over the [C, H·W] features); channels-last features are read in place, not copied."""
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        b, c, h, w = features.shape
+        nhwc = features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous()
+        flat = features.permute(0, 2, 3, 1).reshape(b, h * w, c) if nhwc else features.reshape(b, c, h * w)
+        ctx.save_for_backward(flat)
+        ctx.nhwc, ctx.shape = nhwc, (b, c, h, w)
+        gram = torch.bmm(flat.transpose(1, 2), flat) if nhwc else torch.bmm(flat, flat.transpose(1, 2))
+        return gram / (c * h * w)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (flat,) = ctx.saved_tensors
+        b, c, h, w = ctx.shape
+        sym = (grad + grad.transpose(1, 2)) / (c * h * w)
+        if ctx.nhwc:
+            return torch.bmm(flat, sym).view(b, h, w, c).permute(0, 3, 1, 2)
+        return torch.bmm(sym, flat).view(b, c, h, w)
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix of [B, C, H, W] features normalised by C·H·W → [B, C, C], always in float32.
 
     The raw sums reach 1e6–5e8 on Caffe-scale VGG features, beyond float16's 65504, so the product runs in
     float32 even inside ``torch.autocast`` (which would otherwise run ``bmm`` in float16 and give inf).
     """
-    b, c, h, w = features.shape
     with torch.autocast(features.device.type, enabled=False):
-        flat = features.float().reshape(b, c, h * w)
-        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+        return _Gram.apply(features.float())
 
 
 def content_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
