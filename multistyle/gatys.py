@@ -15,6 +15,7 @@ from .color import COLOR_MODES, keep_luminance, match_color
 from .errors import ImageError, StyleError
 from .images import resize_long_side
 from .loss import LossConfig, LossTerms, PerceptualLoss
+from .loss.winograd import fast_convolutions
 from .optim import LBFGS, Adam
 from .paths import pick_device
 from .precision import bf16_autocast_native
@@ -50,7 +51,8 @@ class GatysConfig:
     preserve_color: str | None = None  # None, "luminance" or "histogram"
     loss: LossConfig = field(default_factory=LossConfig)
     seconds: float | None = None  # wall-clock budget of the run (None: run all ``steps``)
-    precision: str = "fp32"  # loss network under "bf16" autocast, "fp32", or "auto" (bf16 where the CPU has it)
+    precision: str = "fp32"  # loss network under "bf16" autocast, "fp32", or "auto" (bf16 where native, else Winograd)
+    first_step: float | None = None  # L-BFGS's first move: at most this change of any pixel (None: torch's rule)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.size, int) and 8 <= self.size <= 8192):
@@ -65,6 +67,8 @@ class GatysConfig:
             raise ValueError(f"style scale must be 0.05..8, not {self.style_scale}")
         if self.preserve_color not in (None, *COLOR_MODES):
             raise ValueError(f"preserve_color must be one of {COLOR_MODES}, not {self.preserve_color!r}")
+        if self.first_step is not None and not (math.isfinite(self.first_step) and 0 < self.first_step <= 1):
+            raise ValueError(f"first step must be a pixel change in (0, 1], not {self.first_step}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"learning rate must be > 0, not {self.lr}")
         self.seconds = check_seconds(self.seconds)
@@ -159,6 +163,7 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
     sizes = pyramid(config.size, min(config.min_size, config.size))
     steps = split_steps(config.steps, len(sizes))
     bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_autocast_native(dev).bf16)
+    winograd = config.precision == "auto" and not bf16  # fp32 with Winograd's fewer multiplies (loss/winograd.py)
     full_content = resize_long_side(content.float(), config.size).to(dev)
     history: list[dict[str, float]] = []
     clock = _Clock(start)
@@ -185,10 +190,12 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
         style_images = [resize_long_side(s.float(), max(8, round(size * config.style_scale))) for s in styles]
         if config.preserve_color == "histogram":
             style_images = [match_color(s.to(dev), target_content) for s in style_images]
-        targets = loss.style_targets([s.to(dev) for s in style_images]).blend(blend.tolist())
-        level_loss = partial(loss, content_targets=loss.content_targets(target_content), style_grams=targets)
+        targets = loss.style_targets([s.to(dev) for s in style_images]).blend(blend.tolist())  # disk-cached: fp32
+        with fast_convolutions(winograd):
+            content_targets = loss.content_targets(target_content)
+        level_loss = partial(loss, content_targets=content_targets, style_grams=targets)
         image = _optimise_level(image, level_loss, config, level_steps, {"level": level, "size": size}, history,
-                                report, clock, bf16)
+                                report, clock, bf16, winograd)
     assert image is not None
     result = image.detach().clamp(0, 1)
     if config.preserve_color == "luminance":
@@ -198,7 +205,8 @@ def stylize_gatys(content: torch.Tensor, styles: Sequence[torch.Tensor], config:
 
 def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerms], config: GatysConfig,
                     steps: int, labels: dict, history: list[dict[str, float]],
-                    report: Callable[[dict], None] | None, clock: _Clock, bf16: bool = False) -> torch.Tensor:
+                    report: Callable[[dict], None] | None, clock: _Clock, bf16: bool = False,
+                    winograd: bool = False) -> torch.Tensor:
     """Up to ``steps`` optimiser iterations on ``image`` at one pyramid level, fewer when the next one would end
     after ``clock.deadline``; returns the best image seen. An overshooting step (L-BFGS without line search can
     diverge with large weights) goes back to the best image and restarts the optimiser with half the step size."""
@@ -209,7 +217,8 @@ def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerm
 
     def make_optimizer() -> LBFGS | Adam:
         if config.optimizer == "lbfgs":
-            return LBFGS([image], lr=lr, history=50)
+            first = config.first_step and config.first_step * lr / (config.lr or 1.0)  # halved after an overshoot
+            return LBFGS([image], lr=lr, history=50, first_step=first)
         return Adam([image], lr=lr)
 
     optimizer = make_optimizer()
@@ -217,7 +226,7 @@ def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerm
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        with torch.autocast(image.device.type, torch.bfloat16, enabled=bf16):
+        with torch.autocast(image.device.type, torch.bfloat16, enabled=bf16), fast_convolutions(winograd):
             terms = loss(image)
         terms.total.backward()
         terms_box.append(terms)
@@ -248,6 +257,6 @@ def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerm
             report(record)
     if not done:
         return image.detach()
-    with torch.no_grad():
+    with torch.no_grad(), fast_convolutions(winograd):
         final_total = float(loss(image).total)
     return image if final_total <= best_total else best_image

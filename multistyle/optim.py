@@ -49,14 +49,17 @@ class _Flat:
 
 class LBFGS(_Flat):
     """L-BFGS (two-loop recursion over the last ``history`` steps), optionally with torch's strong-Wolfe line search.
+    ``first_step``: the first move's largest change of any entry (torch's is ``lr·min(1, 1/‖g‖₁)``, which barely
+    moves an image of 10⁵ pixels and costs a whole iteration).
     ``step(closure, max_iter)`` runs up to ``max_iter`` iterations; ``closure()`` computes the loss, calls
     ``backward()`` (gradients are zeroed before it) and returns the loss. Its state (the history) persists between
     calls, as in ``torch.optim.LBFGS``."""
 
     def __init__(self, params: Sequence[torch.Tensor], lr: float = 1.0, history: int = 100,
-                 line_search: bool = False, tolerance_change: float = 0.0) -> None:
+                 line_search: bool = False, tolerance_change: float = 0.0, first_step: float | None = None) -> None:
         super().__init__(params)
         self.lr, self.history, self.line_search, self.tolerance_change = lr, history, line_search, tolerance_change
+        self.first_step = first_step
         self.iterations = 0
         self.dirs: list[torch.Tensor] = []
         self.steps: list[torch.Tensor] = []
@@ -101,7 +104,10 @@ class LBFGS(_Flat):
         for k in range(max_iter):
             self.iterations += 1
             d = self._direction(g)
-            t = self.lr * min(1.0, 1.0 / float(g.abs().sum())) if self.iterations == 1 else self.lr
+            t = self.lr
+            if self.iterations == 1:  # torch's first step, lr·min(1, 1/‖g‖₁), or one that moves no entry > first_step
+                t = (self.first_step / max(float(d.abs().max()), 1e-30) if self.first_step
+                     else self.lr * min(1.0, 1.0 / float(g.abs().sum())))
             gtd = float(g.dot(d))
             if gtd > -self.tolerance_change:
                 break

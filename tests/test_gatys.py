@@ -51,7 +51,7 @@ def test_preserve_color_keeps_content_chroma(loss_net, tubingen, starry):
 
 def test_bad_settings_rejected():
     for kwargs in ({"size": 0}, {"steps": 0}, {"optimizer": "sgd"}, {"noise_ratio": 2.0},
-                   {"preserve_color": "sepia"}):
+                   {"preserve_color": "sepia"}, {"first_step": 0.0}, {"first_step": 2.0}):
         with pytest.raises(ValueError):
             GatysConfig(**kwargs)
 
@@ -109,3 +109,20 @@ def test_budget_validation():
         with pytest.raises(Exception, match="seconds"):
             GatysConfig(seconds=bad)
     assert GatysConfig(seconds=2).seconds == 2.0
+
+
+def test_auto_precision_runs_winograd_where_bf16_is_not_native(tubingen, starry):
+    """``precision="auto"`` (refine, --best, Gatys from the network): bf16 where the CPU has it natively, else the
+    loss network's wide convolutions by Winograd in float32; the loss it reaches is the plain fp32 run's."""
+    from multistyle.loss import LossConfig, PerceptualLoss
+    from multistyle.precision import bf16_autocast_native
+
+    native = bf16_autocast_native("cpu").bf16
+    runs = {}
+    for precision in ("fp32", "auto"):
+        loss = PerceptualLoss(LossConfig())
+        config = GatysConfig(size=64, steps=6, min_size=64, precision=precision, first_step=0.05, loss=loss.config)
+        runs[precision] = stylize_gatys(tubingen, [starry], config, loss=loss, device="cpu")
+        assert bool(loss.vgg._winograd) == (precision == "auto" and not native)
+    fp32, auto = (runs[p].history[-1]["total"] for p in ("fp32", "auto"))
+    assert auto == pytest.approx(fp32, rel=0.02 if native else 1e-3)

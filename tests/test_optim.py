@@ -66,3 +66,20 @@ def test_no_dynamo_import():
             "(x - 1).square().sum(), max_iter=3); print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_lbfgs_first_step_moves_no_entry_further_than_asked():
+    """torch's first step (lr·min(1, 1/‖g‖₁)) barely moves a large image; ``first_step`` bounds the move instead."""
+    x = torch.zeros(10, requires_grad=True)
+    optimizer = LBFGS([x], first_step=0.05)
+
+    def closure() -> torch.Tensor:
+        loss = objective(x)
+        loss.backward()
+        return loss
+
+    start = float(objective(x))
+    optimizer.step(closure)
+    assert float(x.detach().abs().max()) == pytest.approx(0.05) and float(objective(x)) < start
+    optimizer.step(closure)  # later steps are L-BFGS's own
+    assert float(objective(x)) < start
