@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import kornia
 import torch
 
 from ..loss import PerceptualLoss
+from ..loss.winograd import fast_convolutions
 from ..optim import LBFGS, Adam
 from ..progress import ProgressFn
 
@@ -120,14 +122,15 @@ class _Stage:
     grams: dict[str, torch.Tensor]
     index: int  # the new style's row
     bf16: bool  # the loss network under bf16 autocast (the style network stays fp32, as it is used)
+    winograd: bool = False  # else its wide convolutions by Winograd in fp32 (precision auto; loss/winograd.py)
 
     @classmethod
     def build(cls, photos: list[torch.Tensor], factor: float, loss_fn: PerceptualLoss, grams: dict[str, torch.Tensor],
-              index: int, bf16: bool) -> "_Stage":
+              index: int, bf16: bool, winograd: bool = False) -> "_Stage":
         """``photos`` scaled by ``factor`` (channels-last), their content features computed once."""
         groups = [(g if factor == 1 else _scaled(g, factor)).contiguous(memory_format=torch.channels_last)
                   for g in photos]
-        stage = cls(groups, [], grams, index, bf16)
+        stage = cls(groups, [], grams, index, bf16, winograd)
         with torch.no_grad(), stage.autocast():
             stage.content = [{k: v.float() for k, v in loss_fn.content_targets(g).items()} for g in groups]
         return stage
@@ -137,8 +140,12 @@ class _Stage:
         """(group, index) of every photo, in order."""
         return [(g, i) for g, images in enumerate(self.groups) for i in range(len(images))]
 
-    def autocast(self) -> torch.autocast:
-        return torch.autocast(self.groups[0].device.type, dtype=torch.bfloat16, enabled=self.bf16)
+    @contextmanager
+    def autocast(self) -> Iterator[None]:
+        """The loss network's arithmetic: bf16 autocast, or Winograd convolutions, or plain fp32."""
+        with torch.autocast(self.groups[0].device.type, dtype=torch.bfloat16, enabled=self.bf16), \
+                fast_convolutions(self.winograd):
+            yield
 
     def backward(self, net, loss_fn: PerceptualLoss, picks: Sequence[tuple[int, int]], chunk: int) -> dict[str, float]:
         """Backpropagate the mean loss of the photos ``picks`` (forward passes of at most ``chunk`` photos of one
@@ -204,7 +211,8 @@ def fit_rows(net, tables, new: int, loss_fn: PerceptualLoss, photos: list[torch.
     adam_total = sum(n for _, n, opt in levels if opt == "adam")
     done, adam_done, record = 0, 0, {}
     for size, steps, optimizer in levels:
-        stage = _Stage.build(photos, size / config.size, loss_fn, grams, new, bf16)
+        stage = _Stage.build(photos, size / config.size, loss_fn, grams, new, bf16,
+                             config.precision == "auto" and not bf16)
         if optimizer == "lbfgs":
             done, record = _lbfgs_stage(net, rows, loss_fn, stage, config, steps, done, start, progress)
         else:
