@@ -243,7 +243,8 @@ def add_style_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--content-dir", nargs="+", help="photos to train on (default: photos packaged with multistyle)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="auto (default): bf16 where the CPU computes it natively (AVX-512 BF16/AMX, ~1.7x faster), "
-                        "else fp32; never oneDNN's emulated bf16 (slower than fp32)")
+                        "else fp32 with the loss network's wide convolutions by Winograd (fewer multiplies, the same "
+                        "loss to ~1e-5); fp32: plain; never oneDNN's emulated bf16 (slower than fp32)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda ... (default auto)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads for torch (default: $MULTISTYLE_THREADS, else one per core)")
