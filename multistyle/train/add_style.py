@@ -126,7 +126,9 @@ def learn_style(model: ModelFile, style: torch.Tensor, content: Sequence[str | o
                 "time_budget": config.time_budget, "size": config.size, "style_size": style_size,
                 "schedule": [list(level) for level in config.levels()], "lr": config.lr, "init": config.init,
                 "frame": config.frame, "loss_layers": list(loss_fn.config.style_layers),
-                "precision": choice.name, "precision_reason": choice.reason,
+                "precision": choice.name, "precision_reason": choice.reason + (
+                    "; the loss network's wide convolutions by Winograd" if config.precision == "auto"
+                    and not choice.bf16 and device.type == "cpu" else ""),
                 "setup_seconds": round(start - began, 1), "seconds": round(time.perf_counter() - began, 1),
                 "final": {k: record[k] for k in ("content", "style", "tv", "total") if k in record}}
     if weights is not None:
