@@ -269,10 +269,11 @@ class VGG19Features(FrozenNet):
         return (image - self.shift) * self.scale
 
     def _conv_relu(self, name: str, conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-        """``relu(conv(x))``; with Winograd inside :func:`~.winograd.fast_convolutions` where it pays off (float32 on the
-        CPU, not under autocast), its filters transformed once per device and kept."""
+        """``relu(conv(x))``; with Winograd inside :func:`~.winograd.fast_convolutions` where it pays off (float32 on
+        the CPU, not under autocast), its filters transformed once per device and kept."""
         if not (fast_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
-                and not torch.is_autocast_enabled("cpu") and pays_off(conv.in_channels, conv.out_channels, *x.shape[-2:])):
+                and not torch.is_autocast_enabled("cpu")
+                and pays_off(conv.in_channels, conv.out_channels, *x.shape[-2:])):
             return F.relu(conv(x))
         key = (name, x.device)
         filters = self._winograd.get(key)

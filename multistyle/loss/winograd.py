@@ -18,9 +18,9 @@ Used by the loss network inside :func:`fast_convolutions` (refine, ``--best`` an
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -145,7 +145,8 @@ def _add_halo_rows(acc: torch.Tensor, top: int, halo: torch.Tensor) -> None:
 
 class _WinogradConvReLU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, filters: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, filters: torch.Tensor,  # type: ignore[override]
+                bias: torch.Tensor) -> torch.Tensor:
         out = _forward(x, filters, bias)
         ctx.save_for_backward(filters, out)
         ctx.channels = x.shape[1]
