@@ -11,8 +11,9 @@ Only the input gradient is computed (the loss network is frozen): it is the exac
 transform with the same filters, so L-BFGS sees the gradient of the function it evaluates. The image is processed in
 bands of tile rows so each band's Winograd-domain tensors stay in cache.
 
-Used by the loss network inside :func:`fast_convolutions` (refine, ``--best`` and Gatys from the network with
-``precision="auto"`` where the CPU has no native bf16), only for layers where it pays (:func:`pays_off`).
+Used by the loss network inside :func:`fast_convolutions`: refine, ``--best``, Gatys from the network and the row
+fits (add-style, zero-shot) with ``precision="auto"`` where the CPU has no native bf16; only for layers where it
+pays (:func:`pays_off`).
 """
 
 from __future__ import annotations
