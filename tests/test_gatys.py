@@ -121,7 +121,7 @@ def test_auto_precision_runs_winograd_where_bf16_is_not_native(tubingen, starry)
     runs = {}
     for precision in ("fp32", "auto"):
         loss = PerceptualLoss(LossConfig())
-        config = GatysConfig(size=64, steps=6, min_size=64, precision=precision, first_step=0.05, loss=loss.config)
+        config = GatysConfig(size=96, steps=6, min_size=96, precision=precision, first_step=0.05, loss=loss.config)
         runs[precision] = stylize_gatys(tubingen, [starry], config, loss=loss, device="cpu")
         assert bool(loss.vgg._winograd) == (precision == "auto" and not native)
     fp32, auto = (runs[p].history[-1]["total"] for p in ("fp32", "auto"))
