@@ -1,0 +1,37 @@
+"""multistyle.signal_stack: the main thread gets (and keeps) an alternate signal stack roomy enough for AMX frames."""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import sys
+
+import pytest
+
+from multistyle.signal_stack import SIZE, _Stack, ensure_roomy_signal_stack
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack is only set on Linux")
+def test_a_small_alternate_stack_is_replaced_and_a_roomy_one_kept():
+    code = """
+import ctypes, signal
+from multistyle.signal_stack import SIZE, _Stack, ensure_roomy_signal_stack
+libc = ctypes.CDLL(None)
+small = ctypes.create_string_buffer(20144)  # the size a library had set in the demo server
+assert libc.sigaltstack(ctypes.byref(_Stack(ctypes.cast(small, ctypes.c_void_p), 0, 20144)), None) == 0
+assert ensure_roomy_signal_stack() and ensure_roomy_signal_stack()
+now = _Stack(); libc.sigaltstack(None, ctypes.byref(now))
+assert now.ss_size >= SIZE
+signal.raise_signal(signal.SIGINT)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "KeyboardInterrupt" in result.stderr and result.returncode in (1, -2), result.stderr[-2000:]  # not -11
+
+
+def test_the_cli_installs_one():
+    libc = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
+    assert ensure_roomy_signal_stack() == bool(libc)
+    if libc:
+        now = _Stack()
+        libc.sigaltstack(None, ctypes.byref(now))
+        assert now.ss_size >= SIZE
