@@ -299,8 +299,9 @@ def test_a_stopped_server_leaves_no_session_folder(tmp_path, photo):
     finally:
         if server.poll() is None:
             server.kill()
+    left = [str(p.relative_to(temp)) for p in temp.rglob("*")]
     assert not list(temp.glob(f"{FOLDER_PREFIX}*")) and not list(temp.glob("multistyle-session-*")), \
-        list(temp.iterdir())
+        (left, server.returncode, server.stdout.read()[-3000:] if server.stdout else "")
 
 
 def _up(url: str) -> bool:

@@ -50,15 +50,24 @@ class SessionFolders:
         self.parent = Path(parent or tempfile.gettempdir())
         self.swept = sweep_stale_folders(self.parent)
         self.root = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-", dir=self.parent))
+        self.closed = False
         atexit.register(self.close)
 
     def new(self) -> Path:
-        """A fresh folder for one session's files (inside the server's folder)."""
+        """A fresh folder for one session's files (inside the server's folder); none once the server stops."""
+        if self.closed:
+            raise ServerBusy("the server is stopping")
         self.root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Remove the server's folder, again if a job still finishing wrote into it meanwhile."""
+        self.closed = True
+        for _ in range(5):
+            shutil.rmtree(self.root, ignore_errors=True)
+            if not self.root.exists():
+                return
+            time.sleep(0.2)
 
 
 def _pid_alive(pid: int) -> bool:
