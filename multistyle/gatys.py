@@ -15,7 +15,7 @@ from .color import COLOR_MODES, keep_luminance, match_color
 from .errors import ImageError, StyleError
 from .images import resize_long_side
 from .loss import LossConfig, LossTerms, PerceptualLoss
-from .loss.winograd import fast_convolutions
+from .loss.winograd import fast_convolutions, loss_arithmetic
 from .optim import LBFGS, Adam
 from .paths import pick_device
 from .precision import bf16_autocast_native
@@ -226,7 +226,7 @@ def _optimise_level(image: torch.Tensor, loss: Callable[[torch.Tensor], LossTerm
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        with torch.autocast(image.device.type, torch.bfloat16, enabled=bf16), fast_convolutions(winograd):
+        with loss_arithmetic(image.device.type, bf16, winograd):
             terms = loss(image)
         terms.total.backward()
         terms_box.append(terms)

@@ -276,10 +276,9 @@ class VGG19Features(FrozenNet):
                 and pays_off(conv.in_channels, conv.out_channels, *x.shape[-2:])):
             return F.relu(conv(x))
         key = (name, x.device)
-        filters = self._winograd.get(key)
-        if filters is None:
-            filters = self._winograd[key] = winograd_filters(conv.weight)
-        return winograd_conv3x3_relu(x, filters, conv.bias)
+        if key not in self._winograd:
+            self._winograd[key] = winograd_filters(conv.weight)
+        return winograd_conv3x3_relu(x, self._winograd[key], conv.bias)
 
     def forward(self, image: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         """Named ReLU outputs of ``layers`` (default: the layers given at construction)."""

@@ -186,6 +186,14 @@ def fast_convolutions(enabled: bool = True) -> Iterator[None]:
         _enabled.reset(token)
 
 
+@contextmanager
+def loss_arithmetic(device_type: str, bf16: bool, winograd: bool) -> Iterator[None]:
+    """The loss network's arithmetic inside this block: bf16 autocast, Winograd convolutions in fp32, or plain
+    fp32 (both False) — what ``precision`` resolved to for Gatys, refine and the row fits."""
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16), fast_convolutions(winograd):
+        yield
+
+
 def fast_enabled() -> bool:
     """Whether :func:`fast_convolutions` is on here."""
     return _enabled.get()

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -16,7 +14,7 @@ import kornia
 import torch
 
 from ..loss import PerceptualLoss
-from ..loss.winograd import fast_convolutions
+from ..loss.winograd import loss_arithmetic
 from ..optim import LBFGS, Adam
 from ..progress import ProgressFn
 
@@ -141,12 +139,8 @@ class _Stage:
         """(group, index) of every photo, in order."""
         return [(g, i) for g, images in enumerate(self.groups) for i in range(len(images))]
 
-    @contextmanager
-    def autocast(self) -> Iterator[None]:
-        """The loss network's arithmetic: bf16 autocast, or Winograd convolutions, or plain fp32."""
-        with torch.autocast(self.groups[0].device.type, dtype=torch.bfloat16, enabled=self.bf16), \
-                fast_convolutions(self.winograd):
-            yield
+    def autocast(self):
+        return loss_arithmetic(self.groups[0].device.type, self.bf16, self.winograd)
 
     def backward(self, net, loss_fn: PerceptualLoss, picks: Sequence[tuple[int, int]], chunk: int) -> dict[str, float]:
         """Backpropagate the mean loss of the photos ``picks`` (forward passes of at most ``chunk`` photos of one
@@ -209,11 +203,10 @@ def fit_rows(net, tables, new: int, loss_fn: PerceptualLoss, photos: list[torch.
     Returns the last step's record."""
     rows = _Rows(tables, new, config.precondition)
     levels = config.levels()
-    adam_total = sum(n for _, n, opt in levels if opt == "adam")
+    adam_total, winograd = sum(n for _, n, opt in levels if opt == "adam"), config.precision == "auto" and not bf16
     done, adam_done, record = 0, 0, {}
     for size, steps, optimizer in levels:
-        stage = _Stage.build(photos, size / config.size, loss_fn, grams, new, bf16,
-                             config.precision == "auto" and not bf16)
+        stage = _Stage.build(photos, size / config.size, loss_fn, grams, new, bf16, winograd)
         if optimizer == "lbfgs":
             done, record = _lbfgs_stage(net, rows, loss_fn, stage, config, steps, done, start, progress)
         else:
