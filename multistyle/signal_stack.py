@@ -1,11 +1,13 @@
-"""A roomy alternate signal stack for the main thread, so Ctrl-C cannot crash a process that ran AMX code.
+"""A roomy alternate signal stack for a thread, so Ctrl-C cannot crash a process that ran AMX code.
 
-CPython installs its signal handlers with ``SA_ONSTACK``: once some library has given the thread a small alternate
-signal stack, every Ctrl-C (SIGINT) or SIGTERM runs on it. On a CPU with AMX, a thread that has used the tile
+CPython installs its signal handlers with ``SA_ONSTACK``: once a library has given the thread a small alternate
+signal stack (OpenVINO's ``compile_model`` sets a 20 KB one on the calling thread, replacing any there), every
+Ctrl-C (SIGINT) or SIGTERM runs on it. On a CPU with AMX, a thread that has used the tile
 registers needs a signal frame of ~11 KB (the XSAVE area with 8 KB of tile data); when that frame does not fit
 the alternate stack, the kernel cannot deliver the signal and kills the process with SIGSEGV (``si_code``
 SI_KERNEL). Seen as ``multistyle demo`` dying with exit -11 on Ctrl-C after OpenVINO's bf16 (AMX) engine had run
-in the main thread, leaving its temp folder behind (2026-12-07, a 2-core Xeon with AMX)."""
+in the main thread, leaving its temp folder behind (2026-12-07, a 2-core Xeon with AMX). The OpenVINO runner
+calls :func:`ensure_roomy_signal_stack` right after compiling."""
 
 from __future__ import annotations
 

@@ -28,10 +28,22 @@ signal.raise_signal(signal.SIGINT)
     assert "KeyboardInterrupt" in result.stderr and result.returncode in (1, -2), result.stderr[-2000:]  # not -11
 
 
-def test_the_cli_installs_one():
+def test_this_process_gets_a_roomy_one():
     libc = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
     assert ensure_roomy_signal_stack() == bool(libc)
     if libc:
         now = _Stack()
         libc.sigaltstack(None, ctypes.byref(now))
         assert now.ss_size >= SIZE
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack is only set on Linux")
+def test_an_openvino_runner_leaves_its_thread_a_roomy_stack():
+    """OpenVINO's compile_model gives the calling thread a 20 KB alternate stack; the runner puts a roomy one back."""
+    from multistyle.engine.runners import OpenVinoRunner, RunnerSpec
+    from multistyle.modelfile import get_model
+
+    runner = OpenVinoRunner(get_model(None).net, RunnerSpec("openvino", "fp32", "image", (1, 3, 32, 32), 1))
+    now = _Stack()
+    ctypes.CDLL(None).sigaltstack(None, ctypes.byref(now))
+    assert now.ss_size >= SIZE and runner.compiled is not None

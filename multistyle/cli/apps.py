@@ -50,7 +50,6 @@ def run_demo(args: argparse.Namespace) -> int:
 
     from ..apps.demo import build_app, check_launch, launch
     from ..apps.demo.options import from_arguments
-    from ..signal_stack import ensure_roomy_signal_stack
 
     try:
         options = from_arguments(args, model=args.model, device=args.device)
@@ -66,7 +65,6 @@ def run_demo(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, interrupt)  # stop as Ctrl-C does (atexit then removes the temp folder)
     app = build_app(options=options)
-    ensure_roomy_signal_stack()  # the engines loaded above gave this thread a 20 KB one: Ctrl-C then crashed on AMX
     try:
         launch(app, args.host, args.port, args.share, auth=tuple(auth.split(":", 1)) if auth else None)
     finally:

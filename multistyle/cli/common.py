@@ -29,9 +29,6 @@ def fail(message: str, code: int = 2) -> int:
 
 def run_guarded(job: Callable[[], int]) -> int:
     """Run ``job``; expected failures become a one-line error and exit code 2, Ctrl-C exit code 130."""
-    from ..signal_stack import ensure_roomy_signal_stack
-
-    ensure_roomy_signal_stack()  # before any library sets a small one: Ctrl-C must not crash after AMX code ran
     try:
         return job()
     except (MultistyleError, ValueError) as exc:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import MultistyleError
+from ..signal_stack import ensure_roomy_signal_stack
 from .graph import affine_width, graph_module, onnx_graph
 
 
@@ -94,6 +95,7 @@ class OpenVinoRunner:
         config = {"INFERENCE_PRECISION_HINT": "bf16" if spec.precision == "bf16" else "f32",
                   "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": spec.threads}
         self.compiled = core.compile_model(model, "CPU", config)
+        ensure_roomy_signal_stack()  # compile_model left this thread a 20 KB one: a Ctrl-C after AMX code crashed
         self._local = threading.local()
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
